@@ -1,0 +1,147 @@
+"""Shared fixtures: synthetic workspaces for the tools, and the patched
+interpreters built by `python3 -m tools build` for the end-to-end tests."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def run_tools(*args, workspace=None, cache=None, check=None, env=None):
+    """Run `python3 -m tools ARGS` as a user would; return the process."""
+    command = [sys.executable, "-m", "tools"] + [str(a) for a in args]
+    if workspace is not None:
+        command += ["--workspace", str(workspace)]
+    full_env = dict(os.environ)
+    if cache is not None:
+        full_env["ZEROCOPY_PICKLE_CACHE"] = str(cache)
+    if env:
+        full_env.update(env)
+    proc = subprocess.run(command, cwd=str(REPO), env=full_env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+    if check is not None:
+        assert proc.returncode == check, (proc.stdout, proc.stderr)
+    return proc
+
+
+def assert_clean_error(proc, status, fragment):
+    """A user mistake: the given status, one line on stderr, no traceback."""
+    assert proc.returncode == status, (proc.stdout, proc.stderr)
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert fragment in lines[0], lines[0]
+
+
+# -- synthetic CPython trees and series ---------------------------------------
+
+PICKLE_PY = textwrap.dedent('''\
+    """A stand-in for Lib/pickle.py."""
+
+    HIGHEST_PROTOCOL = 4
+    DEFAULT_PROTOCOL = 3
+
+
+    def dumps(obj):
+        return repr(obj).encode()
+    ''')
+
+PICKLE_C = textwrap.dedent('''\
+    /* A stand-in for Modules/_pickle.c. */
+    static int highest_protocol = 4;
+    ''')
+
+
+def make_source_tree(root, version="3.7.3", extra=None):
+    files = {
+        "Include/patchlevel.h": '#define PY_VERSION "%s"\n' % version,
+        "configure": "#!/bin/sh\necho configured\n",
+        "Lib/pickle.py": PICKLE_PY,
+        "Modules/_pickle.c": PICKLE_C,
+        "README.rst": "This is a stand-in CPython %s tree.\n" % version,
+    }
+    files.update(extra or {})
+    for path, text in files.items():
+        target = Path(root, path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    return Path(root)
+
+
+def git(repo, *args, **kwargs):
+    env = dict(os.environ, GIT_AUTHOR_NAME="Test", GIT_AUTHOR_EMAIL="t@x",
+               GIT_COMMITTER_NAME="Test", GIT_COMMITTER_EMAIL="t@x",
+               GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1")
+    return subprocess.run(["git", "-C", str(repo)] + list(args), env=env,
+                          check=True, stdout=subprocess.PIPE, text=True,
+                          **kwargs).stdout
+
+
+def format_patch(tree, edits, subject, body, adds=None, number=1):
+    """Make a format-patch file of EDITS ({path: new text}) to TREE."""
+    repo = Path(str(tree) + "-patchrepo")
+    if not repo.exists():
+        subprocess.run(["cp", "-a", str(tree), str(repo)], check=True)
+        git(repo, "init", "-q")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "base")
+    for path, text in edits.items():
+        Path(repo, path).write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", subject + "\n\n" + body)
+    return git(repo, "format-patch", "--stdout", "-1", "HEAD", "--zero-commit",
+               "--no-signature", "--start-number", str(number))
+
+
+@pytest.fixture
+def synthetic(tmp_path):
+    """A workspace with a two-patch series against a stand-in 3.7.3 tree."""
+    tree = make_source_tree(tmp_path / "cpython")
+    ws = tmp_path / "ws"
+    series_dir = ws / "patches" / "3.7"
+    series_dir.mkdir(parents=True)
+    first = format_patch(tree, {"Lib/pickle.py": PICKLE_PY.replace(
+        "HIGHEST_PROTOCOL = 4", "HIGHEST_PROTOCOL = 5")},
+        "bpo-1: Raise the highest protocol", "Protocol 5 exists now.")
+    second = format_patch(tree, {"Modules/_pickle.c": PICKLE_C.replace(
+        "= 4;", "= 5;")}, "bpo-2: Teach the accelerator protocol 5",
+        "The C side follows.", number=2)
+    (series_dir / "0001-bpo-1-Raise-the-highest-protocol.patch").write_text(first)
+    (series_dir / "0002-bpo-2-Teach-the-accelerator-protocol-5.patch"
+     ).write_text(second)
+    news = "Misc/NEWS.d/next/Library/2026-01-01-00-00-00.bpo-1.abcdef.rst"
+    Path(ws, news).parent.mkdir(parents=True)
+    Path(ws, news).write_text("Protocol 5 is the highest protocol.\n")
+    (series_dir / "series").write_text(
+        "0001-bpo-1-Raise-the-highest-protocol.patch\n    %s\n"
+        "0002-bpo-2-Teach-the-accelerator-protocol-5.patch\n" % news)
+    return {"tree": tree, "ws": ws, "cache": tmp_path / "cache",
+            "tmp": tmp_path, "news": news}
+
+
+# -- the patched interpreters -------------------------------------------------
+
+def interpreter_record(line="3.7", debug=False):
+    name = "interpreter-debug.json" if debug else "interpreter.json"
+    path = REPO / "build" / line / name
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def patched():
+    """The patched 3.7 interpreter built by `python3 -m tools build`."""
+    record = interpreter_record("3.7")
+    if record is None or not Path(record["python"]).exists():
+        pytest.fail("no patched CPython 3.7 interpreter: run `python3 -m tools "
+                    "build` first (the README's main command)")
+    return record

@@ -1,0 +1,406 @@
+"""Build the patched interpreter under build/<line>/.
+
+The mode is chosen from the imported bases and reported:
+
+  full     configure + make of the patched source base, installed into
+           build/<line>/prefix (with --debug: a --with-pydebug build run
+           from build/<line>/debug, for refleak hunting);
+  overlay  a copy of an installed interpreter of the line, with the patched
+           Lib/ files and the series' C files compiled against its headers.
+           With a source base, the patched _pickle accelerator is compiled
+           too; without one, the stock _pickle is removed so that pickle
+           uses the patched pure-Python implementation throughout.
+
+Both add what the built interpreter carries beyond the upstream series
+(interpreter/<line>/): a `pickle5` module that is the standard pickle, for
+libraries that look for the backport on Python < 3.8, and, best effort,
+numpy from PyPI for the end-to-end tests.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from . import basestore, providers
+from .apply import apply_series, ensure_applied, print_result
+from .errors import Failure, UsageError
+from .gitutil import git_out, run as run_command
+
+MODES = ("auto", "full", "overlay")
+# Extras installed into the patched interpreter for the end-to-end tests.
+EXTRAS = {"3.7": ["numpy==1.21.6"], "3.13": ["numpy==2.2.6"]}
+PIP_TARGET = {
+    "3.7": ["--python-version", "3.7", "--implementation", "cp", "--abi",
+            "cp37m", "--platform", "manylinux2010_x86_64"],
+    "3.13": ["--python-version", "3.13", "--implementation", "cp", "--abi",
+             "cp313", "--platform", "manylinux2014_x86_64"],
+}
+# Lib/ files of the series the overlay cannot install: they test core
+# changes (memoryview.toreadonly in C) that an installed interpreter lacks.
+OVERLAY_SKIP = {"Lib/test/test_memoryview.py"}
+
+
+def add_arguments(parser):
+    parser.add_argument("--mode", choices=MODES, default="auto",
+                        help="full build, overlay, or choose (default)")
+    parser.add_argument("--debug", action="store_true",
+                        help="full mode: a --with-pydebug build for refleaks")
+    parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
+                        help="parallel make jobs (default: the core count)")
+    parser.add_argument("--no-extras", action="store_true",
+                        help="do not install numpy into the interpreter")
+
+
+def run(ws, line, args):
+    info = build(ws, line, mode=args.mode, debug=args.debug, jobs=args.jobs,
+                 extras=not args.no_extras)
+    print("built: %s" % info["python"])
+    print("  mode: %s%s" % (info["mode"], " (debug)" if info.get("debug") else ""))
+    print("  base: %s" % info["base"])
+    print("  C accelerator: %s" % (
+        "patched _pickle (pickle.Pickler is _pickle.Pickler)"
+        if info["c_accelerator"] else
+        "none; pickle uses the patched pure-Python Pickler and Unpickler "
+        "(import a source base for the C version: python3 -m tools base "
+        "import PATH)"))
+    for note in info.get("notes", []):
+        print("  note: " + note)
+    return 0
+
+
+def choose_mode(ws, line, mode, debug):
+    source = basestore.load(ws, line, "source")
+    if mode == "auto":
+        mode = "full" if source is not None else "overlay"
+    if mode == "full" and source is None:
+        raise UsageError("a full build needs a source base: run `python3 -m "
+                         "tools base import PATH` (or `base download`)")
+    if debug and mode != "full":
+        raise UsageError("--debug needs a full build from a source base")
+    return mode
+
+
+def build(ws, line, mode="auto", debug=False, jobs=None, extras=True,
+          out=print):
+    mode = choose_mode(ws, line, mode, debug)
+    jobs = jobs or os.cpu_count() or 1
+    logs = ws.build_dir(line) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    if mode == "full":
+        info = build_full(ws, line, debug, jobs, logs, out)
+    else:
+        info = build_overlay(ws, line, logs, out)
+    if extras and not debug:
+        info["notes"] = info.get("notes", []) + install_extras(
+            ws, line, info, logs, out)
+    record_path = ws.interpreter_record(line, debug)
+    record_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return info
+
+
+def make(args, cwd, log, what):
+    """Run make (or configure) with output in LOG; fail with its tail."""
+    with open(log, "a") as f:
+        f.write("\n$ %s\n" % " ".join(map(str, args)))
+        f.flush()
+        proc = subprocess.run(args, cwd=str(cwd), stdout=f,
+                              stderr=subprocess.STDOUT,
+                              env=dict(os.environ, ac_cv_prog_HAS_GIT="not-found"))
+    if proc.returncode != 0:
+        tail = log.read_text().splitlines()[-15:]
+        errors = [l for l in tail if "error" in l.lower()] or tail[-3:]
+        raise Failure("%s failed (%s); see %s" % (what, errors[-1].strip(), log))
+
+
+# -- full build ---------------------------------------------------------------
+
+def build_full(ws, line, debug, jobs, logs, out):
+    applied = ensure_applied_kind(ws, line, "source", out)
+    src = applied["src"]
+    name = "debug" if debug else "obj"
+    obj = ws.build_dir(line) / name
+    prefix = ws.build_dir(line) / "prefix"
+    options = ["--prefix=%s" % prefix]
+    if debug:
+        options.append("--with-pydebug")
+    stamp = obj / "zerocopy-configure.json"
+    log = logs / ("%s.log" % name)
+    log.write_text("")
+    obj.mkdir(parents=True, exist_ok=True)
+    if not (obj / "Makefile").exists() or not stamp.exists() or \
+            json.loads(stamp.read_text()) != options:
+        out("configuring %s (%s)" % (obj, " ".join(options)))
+        make([str(src / "configure")] + options, obj, log, "configure")
+        stamp.write_text(json.dumps(options))
+    forget_stale_extensions(src, obj, applied["head"])
+    out("compiling in %s with make -j%d (log: %s)" % (obj, jobs, log))
+    make(["make", "-j%d" % jobs], obj, log, "make")
+    (obj / "zerocopy-head").write_text(applied["head"])
+    warnings = count_warnings(log, applied_paths(src))
+    if debug:
+        python = obj / "python"
+    else:
+        out("installing into %s" % prefix)
+        make(["make", "install"], obj, log, "make install")
+        python = prefix / "bin" / ("python" + line.name)
+    check_interpreter(python, line)
+    base = applied["base"]
+    return {"mode": "full", "debug": debug, "python": str(python),
+            "c_accelerator": True, "base": base.describe(),
+            "base_version": base.version, "head": applied["head"],
+            "warnings_in_series_files": warnings, "log": str(log)}
+
+
+def forget_stale_extensions(src, obj, head):
+    """Make setup.py rebuild extension modules after a header changed.
+
+    make tracks the headers of the core, but setup.py only rebuilds an
+    extension when its own sources are newer, so an edit of a header (a
+    struct layout in the series) would leave modules built for the old one.
+    """
+    stamp = obj / "zerocopy-head"
+    if not stamp.exists():
+        return
+    previous = stamp.read_text().strip()
+    if previous == head:
+        return
+    proc = subprocess.run(["git", "-C", str(src), "diff", "--name-only",
+                           previous, head], stdout=subprocess.PIPE, text=True)
+    changed = proc.stdout.split() if proc.returncode == 0 else ["?.h"]
+    if any(path.endswith(".h") for path in changed):
+        for built in obj.glob("build/lib.*"):
+            shutil.rmtree(built)
+        for built in obj.glob("build/temp.*"):
+            shutil.rmtree(built)
+        # build/lib.* also held the generated _sysconfigdata module; make
+        # regenerates it when pybuilddir.txt is missing.
+        (obj / "pybuilddir.txt").unlink(missing_ok=True)
+
+
+def applied_paths(src):
+    """Files the applied series changes or adds, relative to the tree."""
+    return git_out(src, "diff", "--name-only", "refs/zerocopy/base",
+                   "HEAD").split()
+
+
+def count_warnings(log, paths):
+    """Compiler warnings reported for files the series touches."""
+    found = []
+    for text in log.read_text(errors="replace").splitlines():
+        if "warning:" not in text:
+            continue
+        for path in paths:
+            if path.endswith((".c", ".h")) and ("/" + path + ":") in text:
+                found.append(text.strip())
+    return found
+
+
+def ensure_applied_kind(ws, line, kind, out):
+    """Apply the series to the base of KIND unless it already is."""
+    record_path = ws.build_dir(line) / "applied.json"
+    if record_path.exists():
+        record = json.loads(record_path.read_text())
+        if record.get("base_kind") == kind:
+            return ensure_applied(ws, line, out)
+    result = apply_series(ws, line, kind=kind)
+    print_result(result, out)
+    return result
+
+
+def check_interpreter(python, line):
+    proc = subprocess.run([str(python), "-c",
+                           "import pickle; print(pickle.HIGHEST_PROTOCOL)"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+    if proc.returncode != 0:
+        raise Failure("the built interpreter %s does not import pickle: %s"
+                      % (python, (proc.stderr.strip().splitlines() or ["?"])[-1]))
+
+
+# -- overlay ------------------------------------------------------------------
+
+def build_overlay(ws, line, logs, out):
+    installed = basestore.load(ws, line, "installed")
+    if installed is None:
+        out("no installed base recorded: looking for an installed CPython %s"
+            % line.name)
+        installed = providers.from_installed(ws, line)
+        out("imported: " + installed.describe())
+    facts = installed.record
+    prefix_src = Path(facts["prefix"])
+    if not (prefix_src / "bin").is_dir():
+        raise UsageError("the installed interpreter at %s is gone: run "
+                         "`python3 -m tools base installed`" % prefix_src)
+    source = basestore.load(ws, line, "source")
+    with_c = source is not None
+    applied = ensure_applied_kind(ws, line, "source" if with_c else "installed",
+                                  out)
+    src = applied["src"]
+    overlay = ws.build_dir(line) / "overlay"
+    state_path = ws.build_dir(line) / "overlay.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    if state.get("prefix") != str(prefix_src) or not overlay.exists():
+        if overlay.exists():
+            shutil.rmtree(overlay)
+        out("copying %s to %s" % (prefix_src, overlay))
+        shutil.copytree(prefix_src, overlay, symlinks=True)
+        state = {"prefix": str(prefix_src), "installed": []}
+    stdlib = overlay / Path(facts["stdlib"]).relative_to(prefix_src)
+    dynload = overlay / Path(facts["platstdlib"]).relative_to(prefix_src) / \
+        "lib-dynload"
+    # Put back what an earlier overlay build replaced, then install anew.
+    for rel in state.get("installed", []):
+        target = overlay / rel
+        original = prefix_src / rel
+        if original.exists():
+            shutil.copy2(original, target)
+        elif target.exists():
+            target.unlink()
+    installed_now = []
+
+    def install(source_file, target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source_file, target)
+        installed_now.append(str(target.relative_to(overlay)))
+        cache = target.parent / "__pycache__"
+        if target.suffix == ".py" and cache.is_dir():
+            for stale in cache.glob(target.stem + ".*.pyc"):
+                stale.unlink()
+
+    lib_files = [p for p in applied_paths(src)
+                 if p.startswith("Lib/") and p not in OVERLAY_SKIP]
+    for rel in lib_files:
+        install(src / rel, stdlib / rel[len("Lib/"):])
+    overlay_dir = ws.root / "interpreter" / line.name / "overlay"
+    patch = overlay_dir / "pickle.py.patch"
+    if patch.exists():
+        run_command(["patch", "--quiet", "--forward", "-p1", "-d", str(stdlib),
+                     "-i", str(patch)])
+    python = overlay / "bin" / ("python" + line.name)
+    cfg = compiler_config(python)
+    log = logs / "overlay.log"
+    log.write_text("")
+    notes = []
+    module = dynload / ("_picklebuffer" + cfg["EXT_SUFFIX"])
+    compile_extension(cfg, [ws.root / "Objects" / "picklebufobject.c",
+                            overlay_dir / "_picklebuffermodule.c"],
+                      [ws.root / "Include"], module, log)
+    installed_now.append(str(module.relative_to(overlay)))
+    stock_pickle = dynload / ("_pickle" + cfg["EXT_SUFFIX"])
+    if with_c:
+        compile_extension(cfg, [src / "Modules" / "_pickle.c"],
+                          [ws.root / "Include", src / "Modules"], stock_pickle,
+                          log, force_include=overlay_dir / "picklebuffer_api.h")
+        installed_now.append(str(stock_pickle.relative_to(overlay)))
+    elif stock_pickle.exists():
+        # The stock accelerator knows nothing of protocol 5: without it,
+        # pickle falls back to the patched Python classes everywhere.
+        stock_pickle.unlink()
+        installed_now.append(str(stock_pickle.relative_to(overlay)))
+        notes.append("no C sources in the base: removed the stock _pickle")
+    warnings = count_warnings(log, ["Objects/picklebufobject.c",
+                                    "Modules/_pickle.c",
+                                    "_picklebuffermodule.c"])
+    subprocess.run([str(python), "-m", "compileall", "-q"] +
+                   [str(stdlib / rel[len("Lib/"):]) for rel in lib_files],
+                   stdout=subprocess.DEVNULL)
+    state["installed"] = sorted(set(installed_now))
+    state_path.write_text(json.dumps(state, indent=2) + "\n")
+    check_interpreter(python, line)
+    version_note = ""
+    if with_c and source.version != facts["version"]:
+        version_note = ("the pickle modules come from patched %s, the rest of "
+                        "the interpreter is %s" % (source.version,
+                                                   facts["version"]))
+        notes.append(version_note)
+    return {"mode": "overlay", "debug": False, "python": str(python),
+            "c_accelerator": with_c,
+            "base": (source.describe() + " on " if with_c else "") +
+            installed.describe(),
+            "base_version": facts["version"], "head": applied["head"],
+            "warnings_in_series_files": warnings, "log": str(log),
+            "notes": notes}
+
+
+def compiler_config(python):
+    script = ("import json, sysconfig; print(json.dumps({k: sysconfig."
+              "get_config_var(k) or '' for k in ('CC', 'CFLAGS', 'CCSHARED', "
+              "'LDSHARED', 'EXT_SUFFIX', 'INCLUDEPY')}))")
+    proc = subprocess.run([str(python), "-c", script], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise Failure("cannot read the compiler settings of %s" % python)
+    return json.loads(proc.stdout)
+
+
+def compile_extension(cfg, sources, includes, target, log, force_include=None):
+    objects = []
+    for source in sources:
+        obj = target.parent / (target.name + "." + Path(source).stem + ".o")
+        args = cfg["CC"].split() + cfg["CFLAGS"].split() + \
+            cfg["CCSHARED"].split() + ["-I" + str(i) for i in includes] + \
+            ["-I" + cfg["INCLUDEPY"]]
+        if force_include:
+            args += ["-include", str(force_include)]
+        args += ["-c", str(source), "-o", str(obj)]
+        make(args, target.parent, log, "compiling %s" % Path(source).name)
+        objects.append(obj)
+    make(cfg["LDSHARED"].split() + [str(o) for o in objects] +
+         ["-o", str(target)], target.parent, log, "linking %s" % target.name)
+    for obj in objects:
+        obj.unlink()
+
+
+# -- what the interpreter carries beyond the series ---------------------------
+
+def site_packages(python):
+    proc = subprocess.run([str(python), "-c", "import sysconfig; print("
+                           "sysconfig.get_paths()['purelib'])"],
+                          stdout=subprocess.PIPE, text=True)
+    return Path(proc.stdout.strip())
+
+
+def install_extras(ws, line, info, logs, out):
+    """The pickle5 alias module, and numpy (best effort: needs PyPI)."""
+    notes = []
+    python = Path(info["python"])
+    target = site_packages(python)
+    shim = ws.root / "interpreter" / line.name / "site-packages"
+    if shim.is_dir():
+        for item in shim.iterdir():
+            dest = target / item.name
+            if dest.exists():
+                shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+            if item.is_dir():
+                shutil.copytree(item, dest)
+            else:
+                shutil.copy2(item, dest)
+    wanted = EXTRAS.get(line.name, [])
+    missing = [req for req in wanted if not has_module(python,
+                                                       req.split("==")[0])]
+    if not missing:
+        return notes
+    out("installing %s into the patched interpreter (from PyPI)"
+        % ", ".join(missing))
+    log = logs / "extras.log"
+    with open(log, "w") as f:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet",
+             "--disable-pip-version-check", "--no-input", "--retries", "1",
+             "--timeout", "20", "--only-binary=:all:", "--no-deps",
+             "--ignore-requires-python",
+             "--target", str(target)] + PIP_TARGET[line.name] + missing,
+            stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        notes.append("could not install %s (offline? see %s): the numpy "
+                     "tests will be skipped" % (", ".join(missing), log))
+    return notes
+
+
+def has_module(python, name):
+    return subprocess.run([str(python), "-c", "import " + name],
+                          stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0

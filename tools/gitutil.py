@@ -1,0 +1,60 @@
+"""Running git and other commands with errors the CLI can report."""
+
+import os
+import shutil
+import subprocess
+
+from .errors import Failure, UsageError
+
+# Commits made by the tools carry a fixed committer, so the same series
+# applied twice gives the same commit ids.
+IDENTITY = {
+    "GIT_COMMITTER_NAME": "Zero-copy pickle workspace",
+    "GIT_COMMITTER_EMAIL": "workspace@zerocopy-pickle.invalid",
+    "GIT_AUTHOR_NAME": "Zero-copy pickle workspace",
+    "GIT_AUTHOR_EMAIL": "workspace@zerocopy-pickle.invalid",
+}
+
+
+def require_program(name, why):
+    if shutil.which(name) is None:
+        raise UsageError("%s is not installed; it is needed %s" % (name, why))
+
+
+def run(args, cwd=None, env=None, check=True, capture=True, input=None):
+    """Run a command; on failure raise Failure with its stderr tail."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    try:
+        proc = subprocess.run(args, cwd=cwd, env=full_env, input=input,
+                              stdout=subprocess.PIPE if capture else None,
+                              stderr=subprocess.PIPE if capture else None,
+                              text=True)
+    except FileNotFoundError:
+        raise UsageError("%s is not installed" % args[0]) from None
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout or "").strip().splitlines()
+        tail = detail[-1] if detail else "exit status %d" % proc.returncode
+        raise Failure("%s failed: %s" % (" ".join(map(str, args[:3])), tail))
+    return proc
+
+
+def git(repo, *args, env=None, check=True, input=None, date=None):
+    """Run git in REPO; DATE pins author and committer dates."""
+    extra = dict(IDENTITY)
+    # Keep the user's configuration (hooks, signing, templates) out of the
+    # repositories the tools own.
+    extra["GIT_CONFIG_NOSYSTEM"] = "1"
+    extra["GIT_CONFIG_GLOBAL"] = os.devnull
+    if date:
+        extra["GIT_AUTHOR_DATE"] = date
+        extra["GIT_COMMITTER_DATE"] = date
+    if env:
+        extra.update(env)
+    return run(["git", "-C", str(repo)] + list(args), env=extra, check=check,
+               input=input)
+
+
+def git_out(repo, *args, **kwargs):
+    return git(repo, *args, **kwargs).stdout.strip()

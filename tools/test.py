@@ -1,0 +1,75 @@
+"""Run CPython's pickle tests (regrtest) on the patched interpreter.
+
+  test                  test_pickle, test_pickletools and test_picklebuffer
+  test --bigmem SIZE    also run the bigmem tests that fit in SIZE (-M SIZE)
+  test --refleaks       run them with -R 3:3 on the --with-pydebug build,
+                        building it first when there is none
+  test -- ARGS...       pass further arguments to regrtest (-v, -m PATTERN)
+
+When the interpreter has no C accelerator (an overlay build without a
+source base), the tests of the C implementation are skipped and the
+summary says how to get them.
+"""
+
+import re
+import subprocess
+
+from .errors import Failure, UsageError
+from .which import interpreter
+
+TESTS = ["test_pickle", "test_pickletools", "test_picklebuffer"]
+
+
+def add_arguments(parser):
+    parser.add_argument("--bigmem", metavar="SIZE",
+                        help="memory limit for bigmem tests, e.g. 4G or 8G")
+    parser.add_argument("--refleaks", action="store_true",
+                        help="hunt reference leaks (-R 3:3) on a debug build")
+    parser.add_argument("--tests", nargs="+", default=TESTS, metavar="TEST",
+                        help="regrtest modules to run (default: %s)"
+                             % " ".join(TESTS))
+    parser.add_argument("regrtest_args", nargs="*", metavar="ARGS",
+                        help="further regrtest arguments, after --")
+
+
+def parse_size(text):
+    match = re.match(r"^(\d+(?:\.\d+)?)([KMGT]?)B?$", text.strip().upper())
+    if not match:
+        raise UsageError("--bigmem %r is not a size like 4G or 512M" % text)
+    return text.strip().upper()
+
+
+def run(ws, line, args):
+    if args.refleaks:
+        record = debug_interpreter(ws, line)
+    else:
+        record = interpreter(ws, line)
+    command = [record["python"], "-m", "test", "--slowest"]
+    if args.bigmem:
+        command += ["-M", parse_size(args.bigmem)]
+    if args.refleaks:
+        command += ["-R", "3:3"]
+    command += list(args.regrtest_args) + list(args.tests)
+    print("running: " + " ".join(command), flush=True)
+    proc = subprocess.run(command)
+    if not record["c_accelerator"]:
+        print("SKIPPED: the tests of the C implementation (C pickler classes, "
+              "_pickle refleak checks): this %s build of CPython %s has no C "
+              "accelerator. Import a source tree and rebuild to run them: "
+              "python3 -m tools base import PATH && python3 -m tools build"
+              % (record["mode"], line.name))
+    if proc.returncode != 0:
+        raise Failure("regrtest failed on %s (exit status %d)"
+                      % (record["python"], proc.returncode))
+    return 0
+
+
+def debug_interpreter(ws, line):
+    try:
+        return interpreter(ws, line, debug=True)
+    except UsageError:
+        from .build import build
+        print("no debug build yet: building one (python3 -m tools build "
+              "--debug)")
+        build(ws, line, mode="full", debug=True)
+        return interpreter(ws, line, debug=True)

@@ -1,0 +1,144 @@
+"""Where things live: the workspace, the cache of bases, the build tree,
+and the release lines ("bases") the workspace carries a series for."""
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .errors import UsageError
+
+CACHE_ENV = "ZEROCOPY_PICKLE_CACHE"
+
+
+@dataclass(frozen=True)
+class Download:
+    url: str
+    sha256: str
+
+    @property
+    def filename(self):
+        return self.url.rsplit("/", 1)[1]
+
+
+@dataclass(frozen=True)
+class DebianSource:
+    package: str
+    suite: str
+    upstream_version: str
+    mirror: str = "http://deb.debian.org/debian"
+
+
+@dataclass(frozen=True)
+class Line:
+    """A CPython release line the workspace carries one series for."""
+
+    name: str
+    reference: str          # the release the series is written against
+    downloads: dict         # version -> Download of the python.org tarball
+    debian: Optional[DebianSource] = None
+    summary: str = ""
+    # Extension-module suffix and library directory of installed builds.
+    abi: str = field(default="")
+
+    @property
+    def libdir_name(self):
+        return "python" + self.name
+
+
+LINES = {
+    "3.7": Line(
+        name="3.7",
+        reference="3.7.3",
+        downloads={
+            "3.7.3": Download(
+                "https://www.python.org/ftp/python/3.7.3/Python-3.7.3.tar.xz",
+                "da60b54064d4cfcd9c26576f6df2690e62085123826cff2e667e72a91952d318"),
+            "3.7.17": Download(
+                "https://www.python.org/ftp/python/3.7.17/Python-3.7.17.tar.xz",
+                "7911051ed0422fd54b8f59ffc030f7cf2ae30e0f61bda191800bb040dce4f9d2"),
+        },
+        summary="PEP 574 (protocol 5, PickleBuffer, out-of-band buffers), "
+                "Pickler.reducer_override, and no-copy writes and reads of "
+                "large bytes, bytearray and str payloads",
+        abi="cpython-37m-x86_64-linux-gnu",
+    ),
+    "3.13": Line(
+        name="3.13",
+        reference="3.13.5",
+        downloads={
+            "3.13.5": Download(
+                "https://www.python.org/ftp/python/3.13.5/Python-3.13.5.tar.xz",
+                "93e583f243454e6e9e4588ca2c2662206ad961659863277afcdb96801647d640"),
+        },
+        debian=DebianSource(package="python3.13", suite="trixie",
+                            upstream_version="3.13.5"),
+        summary="no-copy writes of large str payloads (upstream already has "
+                "PEP 574 and reducer_override)",
+        abi="cpython-313-x86_64-linux-gnu",
+    ),
+}
+DEFAULT_LINE = "3.7"
+
+
+def get_line(name):
+    try:
+        return LINES[name]
+    except KeyError:
+        raise UsageError("unknown base %r: choose one of %s"
+                         % (name, ", ".join(sorted(LINES)))) from None
+
+
+def cache_root():
+    explicit = os.environ.get(CACHE_ENV)
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache")
+    return Path(xdg).resolve() / "zerocopy-pickle"
+
+
+class Workspace:
+    """Paths of one workspace checkout (the repository root)."""
+
+    def __init__(self, root=None, cache=None):
+        self.root = Path(root or Path(__file__).resolve().parent.parent)
+        self.root = self.root.resolve()
+        self.cache = Path(cache).resolve() if cache else cache_root()
+
+    # -- the repository
+    def series_dir(self, line):
+        return self.root / "patches" / line.name
+
+    def manifest_path(self, line):
+        return self.series_dir(line) / "bases.json"
+
+    def overlay_dir(self, line):
+        return self.root / "overlay" / line.name
+
+    # -- outside the repository
+    def base_dir(self, line, kind):
+        return self.cache / "bases" / line.name / kind
+
+    def downloads_dir(self):
+        return self.cache / "downloads"
+
+    # -- build products, ignored by git
+    def build_dir(self, line):
+        return self.root / "build" / line.name
+
+    def src_dir(self, line):
+        return self.build_dir(line) / "src"
+
+    def interpreter_record(self, line, debug=False):
+        name = "interpreter-debug.json" if debug else "interpreter.json"
+        return self.build_dir(line) / name
+
+    def read_interpreter(self, line, debug=False):
+        """The record `tools build` leaves of the patched interpreter."""
+        path = self.interpreter_record(line, debug)
+        if not path.exists():
+            return None
+        with open(path) as f:
+            return json.load(f)
