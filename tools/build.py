@@ -71,8 +71,16 @@ def run(ws, line, args):
     return 0
 
 
-def choose_mode(ws, line, mode, debug):
+def choose_mode(ws, line, mode, debug, out=print):
     source = basestore.load(ws, line, "source")
+    if source is None and line.debian is not None and mode != "overlay":
+        # A current line's source comes from Debian's registry, which every
+        # machine of ours reaches: no manual step before the first build.
+        from . import debian
+        out("no source base for %s: importing Debian's %s source package"
+            % (line.name, line.debian.package))
+        source = debian.import_source(ws, line)
+        out("imported: " + source.describe())
     if mode == "auto":
         mode = "full" if source is not None else "overlay"
     if mode == "full" and source is None:
@@ -85,7 +93,7 @@ def choose_mode(ws, line, mode, debug):
 
 def build(ws, line, mode="auto", debug=False, jobs=None, extras=True,
           out=print):
-    mode = choose_mode(ws, line, mode, debug)
+    mode = choose_mode(ws, line, mode, debug, out)
     jobs = jobs or os.cpu_count() or 1
     logs = ws.build_dir(line) / "logs"
     logs.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@ and the release lines ("bases") the workspace carries a series for."""
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -27,6 +27,8 @@ class DebianSource:
     package: str
     suite: str
     upstream_version: str
+    # Fingerprint of the release manager's OpenPGP key for this release.
+    signing_key: str = ""
     mirror: str = "http://deb.debian.org/debian"
 
 
@@ -39,12 +41,6 @@ class Line:
     downloads: dict         # version -> Download of the python.org tarball
     debian: Optional[DebianSource] = None
     summary: str = ""
-    # Extension-module suffix and library directory of installed builds.
-    abi: str = field(default="")
-
-    @property
-    def libdir_name(self):
-        return "python" + self.name
 
 
 LINES = {
@@ -62,7 +58,6 @@ LINES = {
         summary="PEP 574 (protocol 5, PickleBuffer, out-of-band buffers), "
                 "Pickler.reducer_override, and no-copy writes and reads of "
                 "large bytes, bytearray and str payloads",
-        abi="cpython-37m-x86_64-linux-gnu",
     ),
     "3.13": Line(
         name="3.13",
@@ -72,11 +67,11 @@ LINES = {
                 "https://www.python.org/ftp/python/3.13.5/Python-3.13.5.tar.xz",
                 "93e583f243454e6e9e4588ca2c2662206ad961659863277afcdb96801647d640"),
         },
-        debian=DebianSource(package="python3.13", suite="trixie",
-                            upstream_version="3.13.5"),
+        debian=DebianSource(
+            package="python3.13", suite="trixie", upstream_version="3.13.5",
+            signing_key="7169605F62C751356D054A26A821E680E5FA6305"),
         summary="no-copy writes of large str payloads (upstream already has "
                 "PEP 574 and reducer_override)",
-        abi="cpython-313-x86_64-linux-gnu",
     ),
 }
 DEFAULT_LINE = "3.7"
