@@ -7,7 +7,7 @@ import sys
 from .errors import ToolError
 from .workspace import DEFAULT_LINE, LINES, Workspace
 
-VERBS = ["base", "apply", "refresh", "build", "which", "test"]
+VERBS = ["base", "apply", "refresh", "build", "which", "test", "bench"]
 
 
 class Parser(argparse.ArgumentParser):
