@@ -145,3 +145,29 @@ def patched():
         pytest.fail("no patched CPython 3.7 interpreter: run `python3 -m tools "
                     "build` first (the README's main command)")
     return record
+
+
+def newest_upstream():
+    """The newest installed CPython 3.8+ (pyenv), the byte-level oracle."""
+    import glob
+    best = None
+    for prefix in glob.glob(os.path.expanduser("~/.pyenv/versions/3.*")):
+        name = os.path.basename(prefix)
+        parts = name.split(".")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            continue
+        version = tuple(int(p) for p in parts)
+        python = Path(prefix, "bin", "python%d.%d" % version[:2])
+        if version >= (3, 8) and python.exists() and (best is None
+                                                      or version > best[0]):
+            best = (version, python)
+    return best[1] if best else None
+
+
+@pytest.fixture(scope="session")
+def oracle():
+    python = newest_upstream()
+    if python is None:
+        pytest.skip("no upstream CPython 3.8+ installed (pyenv) to compare "
+                    "against: `pyenv install 3.13` enables these tests")
+    return python

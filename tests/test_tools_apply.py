@@ -1,6 +1,5 @@
 """`tools apply` and `tools refresh` on a synthetic base and series."""
 
-import subprocess
 from pathlib import Path
 
 import pytest

@@ -51,7 +51,8 @@ def add_arguments(parser):
     parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
                         help="parallel make jobs (default: the core count)")
     parser.add_argument("--no-extras", action="store_true",
-                        help="do not install numpy into the interpreter")
+                        help="do not install numpy into the interpreter "
+                             "(the end-to-end numpy tests then skip)")
 
 
 def run(ws, line, args):
@@ -101,9 +102,9 @@ def build(ws, line, mode="auto", debug=False, jobs=None, extras=True,
         info = build_full(ws, line, debug, jobs, logs, out)
     else:
         info = build_overlay(ws, line, logs, out)
-    if extras and not debug:
+    if not debug:
         info["notes"] = info.get("notes", []) + install_extras(
-            ws, line, info, logs, out)
+            ws, line, info, logs, out, numpy=extras)
     record_path = ws.interpreter_record(line, debug)
     record_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return info
@@ -158,7 +159,8 @@ def build_full(ws, line, debug, jobs, logs, out):
     base = applied["base"]
     return {"mode": "full", "debug": debug, "python": str(python),
             "c_accelerator": True, "base": base.describe(),
-            "base_version": base.version, "head": applied["head"],
+            "base_version": base.version, "pickle_base_version": base.version,
+            "head": applied["head"],
             "warnings_in_series_files": warnings, "log": str(log)}
 
 
@@ -328,7 +330,11 @@ def build_overlay(ws, line, logs, out):
             "c_accelerator": with_c,
             "base": (source.describe() + " on " if with_c else "") +
             installed.describe(),
-            "base_version": facts["version"], "head": applied["head"],
+            "base_version": facts["version"],
+            # The pickle modules come from the source base when there is one.
+            "pickle_base_version": source.version if with_c else
+            facts["version"],
+            "head": applied["head"],
             "warnings_in_series_files": warnings, "log": str(log),
             "notes": notes}
 
@@ -371,7 +377,7 @@ def site_packages(python):
     return Path(proc.stdout.strip())
 
 
-def install_extras(ws, line, info, logs, out):
+def install_extras(ws, line, info, logs, out, numpy=True):
     """The pickle5 alias module, and numpy (best effort: needs PyPI)."""
     notes = []
     python = Path(info["python"])
@@ -386,7 +392,7 @@ def install_extras(ws, line, info, logs, out):
                 shutil.copytree(item, dest)
             else:
                 shutil.copy2(item, dest)
-    wanted = EXTRAS.get(line.name, [])
+    wanted = EXTRAS.get(line.name, []) if numpy else []
     missing = [req for req in wanted if not has_module(python,
                                                        req.split("==")[0])]
     if not missing:

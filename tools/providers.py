@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import basestore
 from .errors import Failure, UsageError
-from .gitutil import require_program, run
+from .gitutil import require_program
 
 # Build products that must not travel with a source tree: CPython refuses
 # to build out of tree from a source directory that was configured in place.
