@@ -52,6 +52,10 @@ def print_result(result, out=print):
         % (len(result["patches"]), result["base_description"], result["src"]))
     for name, skipped in result["skipped"].items():
         out("  %s: skipped %s (not part of this base)" % (name, ", ".join(skipped)))
+    for name, context in result.get("fuzzed", {}).items():
+        out("  %s: applied with %d line(s) of context: this base differs "
+            "from %s around some of its hunks" % (name, context,
+                                                  result["reference"]))
 
 
 def read_record(ws, line):
@@ -158,6 +162,7 @@ def apply_series(ws, line, kind=None, upto=None, force=False):
     index = src / ".git" / "zerocopy-apply-index"
     env = {"GIT_INDEX_FILE": str(index)}
     skipped = {}
+    fuzzed = {}
     try:
         git(src, "read-tree", parent, env=env)
         for patch in patches:
@@ -173,6 +178,17 @@ def apply_series(ws, line, kind=None, upto=None, force=False):
                 args = ["apply", "--cached", "--whitespace=nowarn"]
                 args += ["--exclude=" + p for p in excludes]
                 proc = git(src, *args, "-", env=env, input=text, check=False)
+                # Another release of the line than the one the series was
+                # written against may have moved the context of a hunk;
+                # accept less context there, like patch's fuzz, and say so.
+                context = 3
+                while proc.returncode != 0 and \
+                        base.version != line.reference and context > 1:
+                    context -= 1
+                    proc = git(src, *args, "-C%d" % context, "-", env=env,
+                               input=text, check=False)
+                    if proc.returncode == 0:
+                        fuzzed[patch.name] = context
                 if proc.returncode != 0:
                     raise Failure(explain_apply_error(patch, text, proc.stderr,
                                                       base_label))
@@ -204,8 +220,9 @@ def apply_series(ws, line, kind=None, upto=None, force=False):
     (ws.build_dir(line) / "applied.json").write_text(
         json.dumps(record, indent=2, sort_keys=True) + "\n")
     return {"patches": [p.name for p in patches], "skipped": skipped,
-            "src": src, "head": parent, "base": base,
-            "base_description": base_label}
+            "fuzzed": fuzzed, "src": src, "head": parent, "base": base,
+            "base_description": base_label,
+            "reference": "CPython " + line.reference}
 
 
 def add_file(src, root, path, env, patch):
