@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+from pathlib import Path
 
 from . import basestore
 from .base import no_base_message
@@ -137,15 +138,27 @@ def explain_apply_error(patch, text, stderr, base_label):
                                             detail.replace("error: ", ""))
 
 
-def apply_series(ws, line, kind=None, upto=None, force=False):
+def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
+    """Apply the first UPTO patches (all by default) in build/<line>/src.
+
+    SRC names another work tree instead, one the tools own for their own
+    checks (build/<line>/check/src): it is reset without asking, and the
+    record of build/<line>/src (applied.json) is left alone.
+    """
     require_program("git", "to apply the series")
     base = basestore.select(ws, line, kind)
     if base is None:
         raise UsageError(no_base_message(line))
     series = Series.load(ws.series_dir(line))
     patches = series.patches[:upto] if upto is not None else series.patches
-    src = ws.src_dir(line)
-    check_work_tree(ws, line, src, force)
+    scratch = src is not None
+    if scratch:
+        src = Path(src)
+        if (src / ".git").exists():
+            git(src, "reset", "--quiet", "--hard")
+    else:
+        src = ws.src_dir(line)
+        check_work_tree(ws, line, src, force)
     fresh = not (src / ".git").exists()
     if fresh:
         src.mkdir(parents=True, exist_ok=True)
@@ -205,8 +218,15 @@ def apply_series(ws, line, kind=None, upto=None, force=False):
             index.unlink()
     # Check out the result: git rewrites only the files that differ from
     # what is checked out, which keeps incremental builds incremental.
-    checkout = ["checkout", "--quiet"] + (["--force"] if fresh or force else [])
+    checkout = ["checkout", "--quiet"] + (
+        ["--force"] if fresh or force or scratch else [])
     git(src, *checkout, "-B", BRANCH, parent)
+    result = {"patches": [p.name for p in patches], "skipped": skipped,
+              "fuzzed": fuzzed, "src": src, "head": parent, "base": base,
+              "base_description": base_label,
+              "reference": "CPython " + line.reference}
+    if scratch:
+        return result
     record = {
         "base": base.record.get("imported"),
         "base_kind": base.kind,
@@ -219,10 +239,7 @@ def apply_series(ws, line, kind=None, upto=None, force=False):
     }
     (ws.build_dir(line) / "applied.json").write_text(
         json.dumps(record, indent=2, sort_keys=True) + "\n")
-    return {"patches": [p.name for p in patches], "skipped": skipped,
-            "fuzzed": fuzzed, "src": src, "head": parent, "base": base,
-            "base_description": base_label,
-            "reference": "CPython " + line.reference}
+    return result
 
 
 def add_file(src, root, path, env, patch):

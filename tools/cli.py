@@ -7,7 +7,8 @@ import sys
 from .errors import ToolError
 from .workspace import DEFAULT_LINE, LINES, Workspace
 
-VERBS = ["base", "apply", "refresh", "build", "which", "test", "bench"]
+VERBS = ["base", "apply", "refresh", "build", "which", "test", "check",
+         "patchcheck", "upstream", "bench"]
 
 
 class Parser(argparse.ArgumentParser):

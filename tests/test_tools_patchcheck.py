@@ -1,0 +1,333 @@
+"""`tools patchcheck` and the C style hook on synthetic series."""
+
+import json
+import textwrap
+
+import pytest
+
+from conftest import PICKLE_C, PICKLE_PY, assert_clean_error, run_tools
+from test_tools_check import (GOOD_PATCHES, buildable_tree, import_base,
+                              make_workspace)
+
+PICKLE_RST = textwrap.dedent("""\
+    :mod:`pickle` --- Python object serialization
+    =============================================
+
+    .. function:: dumps(obj)
+
+       Return the pickled representation of *obj*.
+    """)
+
+API_H = textwrap.dedent("""\
+    #ifndef Py_PICKLEAPI_H
+    #define Py_PICKLEAPI_H
+    PyAPI_FUNC(int) PyPickle_Existing(void);
+    #endif
+    """)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """The buildable stand-in tree with a doc page and a C API header."""
+    tree = buildable_tree(tmp_path / "cpython")
+    (tree / "Doc" / "library").mkdir(parents=True)
+    (tree / "Doc" / "library" / "pickle.rst").write_text(PICKLE_RST)
+    (tree / "Include" / "pickleapi.h").write_text(API_H)
+    return tree
+
+
+def patchcheck(spec, *args):
+    return run_tools("patchcheck", *args, workspace=spec["ws"],
+                     cache=spec["cache"])
+
+
+def with_second(tmp_path, tree, **changes):
+    patches = list(GOOD_PATCHES)
+    patches[1] = dict(patches[1], **changes)
+    return make_workspace(tmp_path, patches, tree=tree)
+
+
+def fail_lines(proc):
+    return [line.strip() for line in proc.stdout.splitlines()
+            if line.strip().startswith("FAIL")]
+
+
+@pytest.fixture
+def blurb_installed():
+    pytest.importorskip("blurb")
+
+
+def test_good_series_passes(tmp_path, tree, blurb_installed):
+    spec = make_workspace(tmp_path, tree=tree)
+    proc = patchcheck(spec)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    assert fail_lines(proc) == []
+    assert "patchcheck: no problems" in proc.stdout
+    # Without a build of the series, the warnings check says so.
+    assert "SKIPPED compiler warnings" in proc.stdout
+    assert "python3 -m tools check" in proc.stdout
+
+
+@pytest.mark.parametrize("new_text, complaint", [
+    (PICKLE_C.replace("= 4;", "= 5;   "), "Modules/_pickle.c:2: trailing "
+     "whitespace"),
+    (PICKLE_C.replace("static", "\tstatic"), "Modules/_pickle.c:2: tab "
+     "character in C code"),
+    (PICKLE_C.rstrip("\n"), "Modules/_pickle.c: no newline at the end"),
+])
+def test_c_whitespace(tmp_path, tree, new_text, complaint):
+    spec = with_second(tmp_path, tree, edits={"Modules/_pickle.c": new_text})
+    proc = patchcheck(spec)
+    assert proc.returncode == 1
+    failing = fail_lines(proc)
+    assert len(failing) == 1 and complaint in failing[0], proc.stdout
+    assert "problems in 0002-bpo-2-Teach-the-accelerator-protocol-5.patch" \
+        in proc.stderr
+
+
+def test_python_indentation_tabs_and_added_files(tmp_path, tree):
+    edited = PICKLE_PY.replace("    return repr", "\treturn repr")
+    spec = with_second(tmp_path, tree, edits={"Lib/pickle.py": edited},
+                       adds={"Lib/test/test_extra.py": "x = 1  \n\n"})
+    proc = patchcheck(spec)
+    assert proc.returncode == 1
+    text = "\n".join(fail_lines(proc))
+    assert "Lib/pickle.py:8: tab in Python indentation" in text
+    assert "Lib/test/test_extra.py:1: trailing whitespace" in text
+    assert "Lib/test/test_extra.py: blank line(s) at the end" in text
+
+
+def test_missing_news(tmp_path, tree):
+    spec = with_second(tmp_path, tree, news=None)
+    proc = patchcheck(spec)
+    assert proc.returncode == 1
+    assert fail_lines(proc) == [
+        "FAIL   news       no NEWS entry: add one with `blurb add` "
+        "(Misc/NEWS.d/next/<Section>/...rst) and name it under the patch in "
+        "the series file"]
+    assert "0002-bpo-2-Teach-the-accelerator-protocol-5.patch" in proc.stderr
+
+
+def test_news_for_another_issue(tmp_path, tree, blurb_installed):
+    spec = with_second(tmp_path, tree, news_name="Misc/NEWS.d/next/Library/"
+                       "2026-01-01-00-00-00.bpo-99.abcdef.rst")
+    proc = patchcheck(spec)
+    assert proc.returncode == 1
+    failing = fail_lines(proc)
+    assert len(failing) == 1
+    assert "is about bpo-99, the subject about bpo-2" in failing[0]
+
+
+@pytest.mark.parametrize("subject, body, complaint", [
+    ("bpo-2: Added the accelerator", "Why.", "imperative"),
+    ("Teaching the accelerator", "Why.", "imperative"),
+    ("bpo-2: teach the accelerator", "Why.", "capital letter"),
+    ("bpo-2: Teach the accelerator.", "Why.", "no full stop"),
+    ("bpo 2 Teach the accelerator", "Why.", "bpo-NNNNN"),
+    ("bpo-2: Teach the accelerator", "", "no body"),
+])
+def test_subject_and_body(tmp_path, tree, subject, body, complaint):
+    spec = with_second(tmp_path, tree, subject=subject, body=body,
+                       news_name="Misc/NEWS.d/next/Library/"
+                       "2026-01-01-00-00-00.bpo-2.abcdef.rst")
+    proc = patchcheck(spec)
+    assert proc.returncode == 1, proc.stdout
+    failing = fail_lines(proc)
+    assert any(complaint in line for line in failing), proc.stdout
+    assert all("header" in line for line in failing), proc.stdout
+
+
+def test_placeholder_issue(tmp_path, tree):
+    spec = with_second(tmp_path, tree, subject="gh-NNNNN: pickle: teach the "
+                       "accelerator protocol 5")
+    proc = patchcheck(spec)
+    assert proc.returncode == 1, proc.stdout
+    failing = fail_lines(proc)
+    assert len(failing) == 1, proc.stdout
+    assert failing[0].startswith("FAIL   issue")
+    assert "placeholder 'gh-NNNNN'" in failing[0]
+    proc = patchcheck(spec, "--waive", "0002:issue")
+    assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize("subject", [
+    "gh-12345: pickle: write large str without a temporary copy",
+    "pickle: write large str without a temporary copy",
+    "Embed the buffer in the frame",
+    "gh-12345: Add PickleBuffer.raw()",
+])
+def test_accepted_subjects(subject):
+    from tools.patchcheck import check_subject
+    assert check_subject(subject) == []
+
+
+NEW_API = PICKLE_PY + textwrap.dedent('''\
+
+
+    def dumps_fast(obj):
+        return dumps(obj)
+    ''')
+
+
+def test_new_python_api_needs_docs(tmp_path, tree):
+    spec = with_second(tmp_path, tree, edits={"Lib/pickle.py": NEW_API})
+    proc = patchcheck(spec)
+    assert proc.returncode == 1
+    assert fail_lines(proc) == [
+        "FAIL   docs       changes public API and nothing under Doc/: "
+        "pickle.dumps_fast (new)"]
+    # --waive accepts exactly that problem, and still shows it.
+    proc = patchcheck(spec, "--waive", "0002:docs")
+    assert proc.returncode == 0, proc.stdout
+    assert "waived docs" in " ".join(proc.stdout.split())
+    proc = patchcheck(spec, "--waive", "0001:docs")
+    assert proc.returncode == 1
+    assert "--waive 0001:docs matches no problem" in proc.stdout
+
+
+def test_new_python_api_with_docs(tmp_path, tree):
+    spec = with_second(tmp_path, tree, edits={
+        "Lib/pickle.py": NEW_API,
+        "Doc/library/pickle.rst": PICKLE_RST + "\n.. function:: dumps_fast(obj)"
+                                               "\n\n   Faster.\n"})
+    proc = patchcheck(spec)
+    assert proc.returncode == 0, proc.stdout
+    assert "Doc/ changed with the API: pickle.dumps_fast (new)" in proc.stdout
+
+
+def test_api_documented_by_a_later_patch(tmp_path, tree):
+    patches = list(GOOD_PATCHES)
+    patches[1] = dict(patches[1], edits={"Lib/pickle.py": NEW_API})
+    patches[2] = dict(patches[2], edits={
+        "Doc/library/pickle.rst": PICKLE_RST + "\n.. function:: "
+                                               "dumps_fast(obj)\n"})
+    spec = make_workspace(tmp_path, patches, tree=tree)
+    proc = patchcheck(spec)
+    assert proc.returncode == 0, proc.stdout
+    assert "pickle.dumps_fast is documented later, by 0003-" in proc.stdout
+
+
+def test_changed_signature_and_all_and_c_api(tmp_path, tree):
+    edited = PICKLE_PY.replace("def dumps(obj):",
+                               "def dumps(obj, buffer_callback=None):")
+    edited += '\n__all__ = ["dumps"]\n__all__.append("PickleBuffer")\n'
+    header = API_H.replace("#endif", "PyAPI_FUNC(int) PyPickle_New(void);\n"
+                           "PyAPI_FUNC(int) _PyPickle_Private(void);\n"
+                           "#define PyPickle_CHECK(op) (op != NULL)\n#endif")
+    patches = [GOOD_PATCHES[0], dict(GOOD_PATCHES[1], edits={
+        "Lib/pickle.py": edited, "Include/pickleapi.h": header})]
+    spec = make_workspace(tmp_path, patches, tree=tree)
+    proc = patchcheck(spec)
+    assert proc.returncode == 1
+    failing = fail_lines(proc)
+    assert len(failing) == 1
+    for found in ("pickle.dumps (changed signature)",
+                  "pickle.PickleBuffer (added to pickle.__all__)",
+                  "PyPickle_New (new C API)", "PyPickle_CHECK (new C API)"):
+        assert found in failing[0]
+    assert "_PyPickle_Private" not in failing[0]
+    assert "PyPickle_Existing" not in failing[0]
+
+
+def test_configure_and_clinic(tmp_path, tree):
+    (tree / "configure.ac").write_text("AC_INIT\n")
+    spec = with_second(tmp_path, tree, edits={
+        "configure.ac": "AC_INIT\nAC_CHECK_FUNCS(memfd)\n",
+        "Modules/_pickle.c": PICKLE_C + "/*[clinic input]\n"
+                                        "_pickle.dump_fast\n[clinic start "
+                                        "generated code]*/\n"})
+    proc = patchcheck(spec)
+    assert proc.returncode == 1
+    text = "\n".join(fail_lines(proc))
+    assert "configure.ac changes but configure was not regenerated" in text
+    assert "Modules/clinic/_pickle.c.h was not regenerated" in text
+
+
+def test_not_a_mail(tmp_path, tree):
+    spec = make_workspace(tmp_path, tree=tree)
+    first = sorted(spec["series_dir"].glob("0001-*.patch"))[0]
+    first.write_text("diff --git a/x b/x\n")
+    proc = patchcheck(spec)
+    assert proc.returncode == 1
+    assert any("not a git format-patch file" in line
+               for line in fail_lines(proc))
+
+
+def test_bad_waiver_syntax(tmp_path, tree):
+    spec = make_workspace(tmp_path, tree=tree)
+    proc = patchcheck(spec, "--waive", "0002")
+    assert_clean_error(proc, 2, "is not NNNN:CHECK")
+
+
+def test_compiler_warnings_of_the_check_build(tmp_path, tree, blurb_installed):
+    spec = with_second(tmp_path, tree, edits={
+        "Modules/_pickle.c": PICKLE_C + '#warning "protocol 5 is new"\n'})
+    import_base(spec)
+    run_tools("check", "-j1", workspace=spec["ws"], cache=spec["cache"],
+              check=0)
+    record = json.loads((spec["ws"] / "build" / "3.7" / "check" /
+                         "warnings.json").read_text())
+    assert len(record["warnings"]) == 1
+    proc = patchcheck(spec)
+    assert proc.returncode == 1
+    assert "1 compiler warning(s) in the series' files" in proc.stdout
+    assert "protocol 5 is new" in proc.stdout
+    # A record of an older state of the series is not used.
+    news = spec["ws"] / "Misc" / "NEWS.d" / "next" / "Library"
+    entry = sorted(news.iterdir())[0]
+    entry.write_text(entry.read_text() + "More words.\n")
+    proc = patchcheck(spec)
+    assert "SKIPPED compiler warnings" in proc.stdout
+
+
+def test_c_style_hook(tmp_path):
+    from tools.cstyle import check_text
+    bad = textwrap.dedent("""\
+        static int f(int x) {
+        \treturn x;
+        }
+
+        static int
+        g(int x)
+        {
+            if(x) {
+                return 1;
+            } else {
+                return 2;  // why
+            }
+        }
+        """) + "/* " + "x" * 80 + " */\n" + "int y; \n\n"
+    problems = check_text("bad.c", bad)
+    text = "\n".join(problems)
+    assert "bad.c:1: the opening brace of a function goes in column 1" in text
+    assert "bad.c:2: tab character" in text
+    assert "bad.c:8: no space between 'if' and '('" in text
+    assert "bad.c:10: 'else' belongs on the line after '}'" in text
+    assert "bad.c:11: C++ comment" in text
+    assert "bad.c:14: line of 86 characters" in text
+    assert "bad.c:15: trailing whitespace" in text
+    assert "blank line(s) at the end of the file" in text
+    good = textwrap.dedent("""\
+        /* A URL in a comment is no C++ comment: http://example.invalid */
+        static int
+        g(int x)
+        {
+            const char *s = "a // b";
+            if (x) {
+                return 1;
+            }
+            else {
+                return s[0];
+            }
+        }
+        """)
+    assert check_text("good.c", good) == []
+
+
+def test_c_style_of_the_workspace_files():
+    from conftest import REPO
+    from tools.cstyle import main
+    files = [REPO / "Objects" / "picklebufobject.c",
+             REPO / "Include" / "picklebufobject.h"]
+    files += sorted((REPO / "interpreter" / "3.7" / "overlay").glob("*.[ch]"))
+    assert main([str(p) for p in files if p.exists()]) == 0

@@ -1,0 +1,476 @@
+"""Check that every prefix of the series builds and passes the pickle tests.
+
+  check            first the static checks of every patch: a NEWS entry
+                   (Misc/NEWS.d/next/<Section>/<file>.rst among the files it
+                   adds) that blurb's own parser accepts.  Then, for each
+                   prefix (0001, 0001..0002, ..., the whole series): apply it
+                   in build/<line>/check/src, build it out of tree in
+                   build/<line>/check/obj, incrementally from prefix to
+                   prefix, and run test_pickle, test_pickletools and
+                   test_picklebuffer (those that exist at that prefix) with
+                   regrtest.  Stops at the first patch that breaks the build
+                   or the tests, and names it.
+  check --fast     only the static checks
+  check --docs     also build the documentation of the whole series with the
+                   Sphinx that the line's docs expect (requirements/docs-py37.txt
+                   in a venv of a Python of the line, build/<line>/docs-venv),
+                   and fail on Sphinx warnings in the .rst files the series
+                   touches; with --fast, the docs are built all the same
+
+The build and the main work tree (build/<line>/src, obj, prefix) are left
+alone.  A full check needs a source base; with only an installed base, each
+prefix is applied to its Lib/ files and byte-compiled, and what was skipped
+is said.  Logs are in build/<line>/check/logs.
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from . import basestore, news
+from .apply import apply_series
+from .base import no_base_message
+from .build import count_warnings, forget_stale_extensions, make
+from .errors import Failure, UsageError
+from .gitutil import git_out
+from .series import Series
+
+TESTS = ["test_pickle", "test_pickletools", "test_picklebuffer"]
+DOCS_REQUIREMENTS = {"3.7": "requirements/docs-py37.txt"}
+# What setup.py prints when an extension module of the tree did not build
+# or did not import; make itself succeeds all the same.
+EXTENSION_FAILURES = re.compile(
+    r"^(Failed to build these modules:|Following modules built successfully "
+    r"but were removed because they could not be imported:)\s*$")
+
+
+def add_arguments(parser):
+    parser.add_argument("--fast", action="store_true",
+                        help="static checks only: no build, no tests")
+    parser.add_argument("--docs", action="store_true",
+                        help="also build the docs and fail on Sphinx warnings "
+                             "in the .rst files the series touches")
+    parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
+                        help="parallel make jobs (default: the core count)")
+    parser.add_argument("--docs-python", metavar="PYTHON",
+                        help="interpreter for the docs venv (default: an "
+                             "installed Python of the line)")
+
+
+def elapsed(seconds):
+    seconds = int(round(seconds))
+    return "%dm%02ds" % divmod(seconds, 60) if seconds >= 60 else "%ds" % seconds
+
+
+def base_option(line):
+    return "" if line.name == "3.7" else " --base " + line.name
+
+
+# -- static checks ------------------------------------------------------------
+
+def static_checks(ws, series, out):
+    """NEWS entry per patch, validated by blurb; the names of failing patches."""
+    parser = news.require_blurb("to validate the NEWS entries of the series")
+    out("static checks (blurb %s):" % parser[2])
+    failing = []
+    for patch in series.patches:
+        entries = news.patch_entries(patch)
+        problems = []
+        if not entries:
+            problems.append("adds no NEWS entry (Misc/NEWS.d/next/<Section>/"
+                            "<file>.rst named under it in the series file)")
+        accepted = []
+        for path in entries:
+            metadata, problem = news.validate(parser, ws.root / path)
+            if problem:
+                problems.append("%s: %s" % (path, problem))
+            else:
+                accepted.append("%s (%s, %s)" % (
+                    Path(path).name, metadata.get("section"),
+                    news.issue_of(metadata)))
+        if problems:
+            failing.append(patch.name)
+            for problem in problems:
+                out("  FAIL %s: %s" % (patch.name, problem))
+        else:
+            out("  ok   %s: NEWS %s" % (patch.name, ", ".join(accepted)))
+    return failing
+
+
+# -- one prefix ---------------------------------------------------------------
+
+def failed_extensions(log):
+    """Extension modules setup.py reports as not built or not importable."""
+    names = []
+    lines = log.read_text(errors="replace").splitlines()
+    for index, text in enumerate(lines):
+        if EXTENSION_FAILURES.match(text.strip()):
+            for following in lines[index + 1:]:
+                if not following.strip():
+                    break
+                names.extend(following.split())
+    return names
+
+
+def build_prefix(src, obj, head, log, jobs):
+    """configure (once) and make in OBJ; raise Failure when it breaks."""
+    obj.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    stamp = obj / "zerocopy-configure.json"
+    options = []
+    if not (obj / "Makefile").exists() or not stamp.exists() or \
+            json.loads(stamp.read_text()) != options:
+        make([str(src / "configure")] + options, obj, log, "configure")
+        stamp.write_text(json.dumps(options))
+    forget_stale_extensions(src, obj, head)
+    make(["make", "-j%d" % jobs], obj, log, "make")
+    (obj / "zerocopy-head").write_text(head)
+    broken = failed_extensions(log)
+    if broken:
+        raise Failure("extension module(s) %s did not build or import (see "
+                      "%s)" % (", ".join(broken), log))
+
+
+def first_error(log):
+    """The first compiler or linker error of a build log, if any."""
+    for text in log.read_text(errors="replace").splitlines():
+        if re.search(r"\berror:|undefined reference", text):
+            return text.strip()
+    return None
+
+
+def python_of(obj):
+    for name in ("python", "python.exe"):
+        if (obj / name).exists():
+            return obj / name
+    raise Failure("the build in %s made no python" % obj)
+
+
+def clean_env():
+    env = dict(os.environ)
+    for name in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE"):
+        env.pop(name, None)
+    return env
+
+
+def run_tests(obj, tests, log):
+    """regrtest on the built python; (ok, failed test names)."""
+    command = [str(python_of(obj)), "-m", "test"] + tests
+    with open(log, "w") as f:
+        f.write("$ %s\n" % " ".join(command))
+        f.flush()
+        proc = subprocess.run(command, cwd=str(obj), stdout=f,
+                              stderr=subprocess.STDOUT, env=clean_env())
+    failed = []
+    lines = log.read_text(errors="replace").splitlines()
+    for index, text in enumerate(lines):
+        if re.match(r"^\d+ tests? failed( again)?:$", text.strip()):
+            for following in lines[index + 1:]:
+                if not following.startswith(" "):
+                    break
+                failed.extend(following.split())
+    failed = list(dict.fromkeys(failed))
+    return proc.returncode == 0, failed or ([] if proc.returncode == 0 else
+                                            ["exit status %d" % proc.returncode])
+
+
+# -- the walk -----------------------------------------------------------------
+
+def walk_full(ws, line, series, check_dir, jobs, out):
+    """Build and test every prefix: (first failure or None, the work tree)."""
+    src, obj, logs = check_dir / "src", check_dir / "obj", check_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    total = len(series.patches)
+    fingerprint = series.fingerprint(ws.root)
+    warnings_record = check_dir / "warnings.json"
+    if warnings_record.exists():
+        warnings_record.unlink()
+    for number, patch in enumerate(series.patches, 1):
+        started = time.monotonic()
+        label = "prefix %d/%d (..%s)" % (number, total, patch.name)
+        try:
+            applied = apply_series(ws, line, kind="source", upto=number, src=src)
+        except Failure as exc:
+            out("%s: FAILED to apply" % label)
+            return "%s (prefix %d/%d)" % (exc.message, number, total), None
+        for name, context in applied.get("fuzzed", {}).items():
+            out("    note: %s applies only with %d line(s) of context to this "
+                "base" % (name, context))
+        build_log = logs / ("prefix-%d-build.log" % number)
+        paths = git_out(src, "diff", "--name-only", "refs/zerocopy/base",
+                        "HEAD").split()
+        if number == total:
+            # make recompiles only what changed since the previous prefix:
+            # have it compile every C file of the series once more, so that
+            # this log holds all their warnings (tools patchcheck reads them).
+            for path in paths:
+                if path.endswith(".c") and (src / path).exists():
+                    os.utime(src / path)
+        try:
+            build_prefix(src, obj, applied["head"], build_log, jobs)
+        except Failure as exc:
+            out("%s: build FAILED after %s" % (label, elapsed(time.monotonic()
+                                                               - started)))
+            first = first_error(build_log)
+            if first:
+                out("    " + first)
+            return "%s breaks the build (prefix %d/%d): %s" % (
+                patch.name, number, total, exc.message), None
+        built = time.monotonic() - started
+        warnings = count_warnings(build_log, paths)
+        tests = [name for name in TESTS
+                 if (src / "Lib" / "test" / (name + ".py")).exists()]
+        test_log = logs / ("prefix-%d-tests.log" % number)
+        ok, failed = run_tests(obj, tests, test_log)
+        seconds = time.monotonic() - started
+        summary = "%s: build ok (%s, %d warning(s) in the series' files), " \
+            "%s %s (%s)" % (label, elapsed(built), len(warnings),
+                            " ".join(tests), "pass" if ok else "FAIL",
+                            elapsed(seconds - built))
+        out(summary)
+        for text in warnings:
+            out("    warning: " + text)
+        if not ok:
+            return "%s breaks the tests (prefix %d/%d): %s failed; see %s" % (
+                patch.name, number, total, ", ".join(failed), test_log), None
+        if number == total:
+            warnings_record.write_text(json.dumps(
+                {"fingerprint": fingerprint, "warnings": warnings,
+                 "log": str(build_log), "head": applied["head"]},
+                indent=2) + "\n")
+    return None, src
+
+
+def walk_installed(ws, line, series, check_dir, installed, out):
+    """Apply every prefix to an installed base and byte-compile its Lib/."""
+    src = check_dir / "src-installed"
+    python = installed.record.get("executable")
+    total = len(series.patches)
+    for number, patch in enumerate(series.patches, 1):
+        label = "prefix %d/%d (..%s)" % (number, total, patch.name)
+        try:
+            applied = apply_series(ws, line, kind="installed", upto=number,
+                                   src=src)
+        except Failure as exc:
+            out("%s: FAILED to apply" % label)
+            return "%s (prefix %d/%d)" % (exc.message, number, total)
+        lib = [p for p in git_out(src, "diff", "--name-only",
+                                  "refs/zerocopy/base", "HEAD").split()
+               if p.startswith("Lib/") and p.endswith(".py")]
+        compiled = "no Lib/*.py changed"
+        if lib and python and Path(python).exists():
+            proc = subprocess.run([python, "-m", "py_compile"] + lib,
+                                  cwd=str(src), stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True,
+                                  env=clean_env())
+            if proc.returncode != 0:
+                out("%s: Lib/ does not compile" % label)
+                detail = (proc.stdout.strip().splitlines() or ["?"])[-1]
+                return "%s breaks Lib/ (prefix %d/%d): %s" % (
+                    patch.name, number, total, detail)
+            compiled = "%d Lib file(s) compile with %s" % (len(lib), python)
+        elif lib:
+            compiled = "Lib/ not compiled: the installed interpreter is gone"
+        skipped = sorted({path for paths in applied["skipped"].values()
+                          for path in paths})
+        out("%s: applies to the installed base (%s); not in that base: %s"
+            % (label, compiled, ", ".join(skipped) or "nothing"))
+    return None
+
+
+# -- docs ---------------------------------------------------------------------
+
+def docs_python(ws, line, explicit):
+    if explicit:
+        if not Path(explicit).exists():
+            raise UsageError("--docs-python %s does not exist" % explicit)
+        return explicit
+    installed = basestore.load(ws, line, "installed")
+    if installed and Path(installed.record.get("executable", "")).exists():
+        return installed.record["executable"]
+    from .providers import find_installed
+    found = find_installed(line)
+    if not found:
+        raise UsageError("the docs of %s build with a Python %s, and none is "
+                         "installed: install one (pyenv install %s) or name "
+                         "it with --docs-python" % (line.name, line.name,
+                                                    line.name))
+    return found[0]
+
+
+def docs_venv(ws, line, python, out):
+    """A venv with the pinned docs requirements of the line; its bin/."""
+    relative = DOCS_REQUIREMENTS.get(line.name)
+    if relative is None or not (ws.root / relative).exists():
+        raise UsageError("no pinned docs requirements for %s (%s)"
+                         % (line.name, relative or "requirements/docs-py%s.txt"
+                            % line.name.replace(".", "")))
+    requirements = ws.root / relative
+    venv = ws.build_dir(line) / "docs-venv"
+    stamp = venv / "zerocopy-requirements.sha256"
+    wanted = hashlib.sha256(requirements.read_bytes() +
+                            python.encode()).hexdigest()
+    if stamp.exists() and stamp.read_text().strip() == wanted:
+        return venv / "bin"
+    if venv.exists():
+        shutil.rmtree(venv)
+    out("creating the docs venv %s with %s and %s" % (venv, python, relative))
+    log = ws.build_dir(line) / "check" / "logs" / "docs-venv.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    make([python, "-m", "venv", str(venv)], ws.root, log, "creating the venv")
+    make([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+          "--disable-pip-version-check", "--no-deps", "-r", str(requirements)],
+         ws.root, log, "installing %s (from PyPI)" % relative)
+    make([str(venv / "bin" / "python"), "-m", "pip", "check"], ws.root, log,
+         "pip check of the docs requirements")
+    stamp.write_text(wanted + "\n")
+    return venv / "bin"
+
+
+def sphinx_version(bin_dir):
+    proc = subprocess.run([str(bin_dir / "python"), "-c",
+                           "import sphinx; print(sphinx.__version__)"],
+                          stdout=subprocess.PIPE, text=True)
+    return proc.stdout.strip() or "?"
+
+
+def build_docs(ws, line, series, src, jobs, python, out):
+    """Build Doc/ of SRC like CPython's Doc/Makefile; problems or []."""
+    bin_dir = docs_venv(ws, line, python, out)
+    version = sphinx_version(bin_dir)
+    touched = [path for path in git_out(src, "diff", "--name-only",
+                                        "refs/zerocopy/base", "HEAD").split()
+               if path.startswith("Doc/") and path.endswith((".rst", ".inc"))]
+    # Sphinx reports the warnings of the files it reads: make it read the
+    # ones the series touches again, even when they did not change.
+    for path in touched:
+        os.utime(src / path)
+    logs = ws.build_dir(line) / "check" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    warnings_file = logs / "docs-warnings.txt"
+    if warnings_file.exists():
+        warnings_file.unlink()
+    log = logs / "docs.log"
+    log.write_text("")
+    started = time.monotonic()
+    out("building the docs with Sphinx %s (Doc/Makefile's check and html; "
+        "log: %s)" % (version, log))
+    common = ["PYTHON=%s" % (bin_dir / "python"),
+              "SPHINXBUILD=%s" % (bin_dir / "sphinx-build"),
+              "BLURB=%s" % (bin_dir / "blurb")]
+    problems = []
+    # `make check` runs rstlint on Doc/; build/ (the output of earlier
+    # builds, kept for incremental ones) is left out as well.
+    check = subprocess.run([str(bin_dir / "python"), "tools/rstlint.py",
+                            "-i", "tools", "-i", "venv", "-i", "README.rst",
+                            "-i", "build"], cwd=str(src / "Doc"),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+    with open(log, "a") as f:
+        f.write(check.stdout)
+    for text in check.stdout.splitlines():
+        if any(path[len("Doc/"):] + ":" in text for path in touched):
+            problems.append("rstlint: " + text.strip())
+    make(["make", "html"] + common +
+         ["SPHINXOPTS=-j%d -w %s" % (jobs, warnings_file)],
+         src / "Doc", log, "the docs build (Sphinx %s)" % version)
+    found = warnings_file.read_text(errors="replace").splitlines() \
+        if warnings_file.exists() else []
+    mine = [text for text in found
+            if any("/" + path + ":" in text for path in touched)]
+    problems += ["sphinx: " + text.strip() for text in mine]
+    out("docs built in %s with Sphinx %s: %d warning(s) in the %d .rst file(s) "
+        "the series touches (%s), %d elsewhere; rstlint %s"
+        % (elapsed(time.monotonic() - started), version, len(mine),
+           len(touched), ", ".join(touched) or "none", len(found) - len(mine),
+           "clean" if check.returncode == 0 else "reports problems (see %s)"
+           % log))
+    return problems, version
+
+
+# -- the verb -----------------------------------------------------------------
+
+def run(ws, line, args):
+    series = Series.load(ws.series_dir(line))
+    if not series.patches:
+        raise UsageError("patches/%s/series lists no patch" % line.name)
+    started = time.monotonic()
+
+    def out(text):
+        print(text, flush=True)
+
+    check_dir = ws.build_dir(line) / "check"
+    check_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(check_dir / "lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise UsageError("another `tools check` of %s is running (it holds "
+                         "%s): wait for it" % (line.name, check_dir / "lock"))
+    try:
+        return check_line(ws, line, args, series, check_dir, started, out)
+    finally:
+        lock.close()
+
+
+def check_line(ws, line, args, series, check_dir, started, out):
+    failures = []
+    static_failing = static_checks(ws, series, out)
+    if static_failing:
+        failures.append("no valid NEWS entry in %s" % ", ".join(static_failing))
+    source = basestore.load(ws, line, "source")
+    installed = basestore.load(ws, line, "installed")
+    if args.docs and source is None:
+        raise UsageError("--docs needs a source base (Doc/): run `python3 -m "
+                         "tools base import PATH` or `python3 -m tools base "
+                         "download`%s" % base_option(line))
+    docs_src = None
+    if args.fast:
+        out("--fast: no prefix was built or tested")
+    elif source is not None:
+        out("building every prefix of %d patch(es) on %s in %s"
+            % (len(series.patches), source.describe(), check_dir))
+        failure, docs_src = walk_full(ws, line, series, check_dir, args.jobs,
+                                      out)
+        if failure:
+            failures.append(failure)
+    elif installed is not None:
+        out("no source base: checking every prefix on %s" % installed.describe())
+        failure = walk_installed(ws, line, series, check_dir, installed, out)
+        if failure:
+            failures.append(failure)
+        out("SKIPPED: building CPython and running %s for each prefix: the "
+            "installed base has no C sources. Enable it with `python3 -m tools "
+            "base download%s` (or `base import PATH` of a source tree)"
+            % (" ".join(TESTS), base_option(line)))
+    else:
+        raise UsageError(no_base_message(line))
+    if args.docs and (not failures or args.fast):
+        if docs_src is None:
+            applied = apply_series(ws, line, kind="source",
+                                   src=check_dir / "src")
+            docs_src = applied["src"]
+        python = docs_python(ws, line, args.docs_python)
+        problems, version = build_docs(ws, line, series, docs_src, args.jobs,
+                                       python, out)
+        for problem in problems:
+            out("  FAIL " + problem)
+        if problems:
+            failures.append("%d docs problem(s) in the files the series "
+                            "touches (Sphinx %s)" % (len(problems), version))
+    elif args.docs:
+        out("SKIPPED: the docs build, after the failure above")
+    out("check of %s took %s" % (line.name, elapsed(time.monotonic() - started)))
+    if failures:
+        raise Failure("; ".join(failures))
+    out("check: every prefix passes" if not args.fast else
+        "check --fast: the static checks pass")
+    return 0

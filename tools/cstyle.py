@@ -1,0 +1,137 @@
+"""PEP 7 basics for the C files the workspace keeps (pre-commit hook).
+
+  python3 -m tools.cstyle FILE...
+
+Checks each file for what PEP 7 asks of new C code and what the files of
+the series already follow: spaces, never tabs; lines of at most 79
+characters; no trailing whitespace; one newline at the end; C comments only
+(no //); a space between `if`, `for`, `while`, `switch` and their '(';
+`else` on the line after the closing brace; and function definitions with
+the name and the outermost braces in column 1.  Prints path:line: problem
+and exits 1 when there is any.
+"""
+
+import re
+import sys
+
+MAX_LINE = 79
+KEYWORD_PAREN = re.compile(r"\b(if|for|while|switch|return)\(")
+CUDDLED_ELSE = re.compile(r"\}\s*else\b")
+# A definition's header line with the name in column 1: `name(`.
+NAME_IN_COLUMN_1 = re.compile(r"^\**[A-Za-z_]\w*\s*\(")
+STRINGS = re.compile(r'"(?:\\.|[^"\\])*"' + r"|'(?:\\.|[^'\\])*'")
+
+
+def code_part(line, in_comment):
+    """LINE without string literals and comments; and whether a /* comment
+    is still open at its end."""
+    line = STRINGS.sub('""', line)
+    out = []
+    index = 0
+    while index < len(line):
+        if in_comment:
+            end = line.find("*/", index)
+            if end < 0:
+                return "".join(out), True
+            index = end + 2
+            in_comment = False
+            continue
+        start = line.find("/*", index)
+        slashes = line.find("//", index)
+        if slashes >= 0 and (start < 0 or slashes < start):
+            out.append(line[index:slashes])
+            out.append("//")
+            return "".join(out), False
+        if start < 0:
+            out.append(line[index:])
+            break
+        out.append(line[index:start])
+        index = start + 2
+        in_comment = True
+    return "".join(out), in_comment
+
+
+def check_text(path, text):
+    problems = []
+
+    def problem(number, message):
+        problems.append("%s:%d: %s" % (path, number, message))
+
+    lines = text.split("\n")
+    if text and not text.endswith("\n"):
+        problem(len(lines), "no newline at the end of the file")
+    elif text.endswith("\n\n"):
+        problem(len(lines) - 1, "blank line(s) at the end of the file")
+    if text.endswith("\n"):
+        lines = lines[:-1]
+    in_comment = False
+    in_macro = False
+    for number, line in enumerate(lines, 1):
+        if "\t" in line:
+            problem(number, "tab character (PEP 7: 4 spaces, no tabs)")
+        if line != line.rstrip():
+            problem(number, "trailing whitespace")
+        if len(line) > MAX_LINE:
+            problem(number, "line of %d characters (PEP 7: at most %d)"
+                    % (len(line), MAX_LINE))
+        code, in_comment_after = code_part(line, in_comment)
+        was_macro = in_macro
+        in_macro = line.rstrip().endswith("\\") and (
+            was_macro or line.lstrip().startswith("#"))
+        in_comment = in_comment_after
+        if was_macro or code.lstrip().startswith("#"):
+            continue
+        if "//" in code:
+            problem(number, "C++ comment (PEP 7: /* C comments */ only)")
+        match = KEYWORD_PAREN.search(code)
+        if match:
+            problem(number, "no space between '%s' and '('" % match.group(1))
+        if CUDDLED_ELSE.search(code):
+            problem(number, "'else' belongs on the line after '}' (PEP 7)")
+        if code.rstrip() == "{" and not line.startswith("{"):
+            continue
+        if line.startswith("{") and line.strip() == "{":
+            header = definition_header(lines, number - 1)
+            if header is not None and not NAME_IN_COLUMN_1.match(
+                    lines[header]):
+                problem(header + 1, "function name not in column 1 (PEP 7: "
+                                    "return type on the line above)")
+        elif (line[:1].isalpha() or line[:1] == "_") and \
+                code.rstrip().endswith(") {") and "=" not in code:
+            problem(number, "the opening brace of a function goes in column 1 "
+                            "on its own line (PEP 7)")
+    return problems
+
+
+def definition_header(lines, brace_index):
+    """Index of the line of a definition's header that holds `name(`."""
+    index = brace_index - 1
+    seen = []
+    while index >= 0 and lines[index].strip() and \
+            not lines[index].rstrip().endswith((";", "}", "*/")):
+        seen.append(index)
+        index -= 1
+    for candidate in reversed(seen):
+        if "(" in lines[candidate]:
+            return candidate
+    return None
+
+
+def main(argv=None):
+    paths = sys.argv[1:] if argv is None else argv
+    problems = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append("%s: cannot read: %s" % (path, exc))
+            continue
+        problems.extend(check_text(path, text))
+    for line in problems:
+        print(line)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""Turn the series into branches of a CPython clone, ready to push.
+
+  upstream DIR                   one branch per patch, named from its subject
+                                 (bpo-36785-pickle-buffer-type, ...): the base
+                                 commit plus that patch and the patches
+                                 before it in the series, which it needs
+  upstream DIR --single-branch NAME
+                                 one branch NAME, one commit per patch
+  --onto REF                     the base commit (default: the clone's HEAD)
+  --force                        move branches that already exist
+
+The commits are made by `git am` from the patches' mails, with the files
+each patch adds (kept in this workspace) made part of its mail, so author,
+date and message are the patch's and the committer is the clone's user.
+The work happens in a temporary work tree of the clone: its checkout and
+HEAD do not move.  Prints the branches and the `git push` command to use.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .errors import Failure, UsageError
+from .gitutil import require_program, run as run_command
+from .series import Series
+
+# Words left out of branch names: articles and the like, and the verbs that
+# start most subjects without saying what the branch is about.
+STOP_WORDS = {"a", "an", "the", "of", "to", "for", "in", "on", "and", "with",
+              "by", "from", "add", "implement", "support", "introduce",
+              "provide"}
+MAX_WORDS = 4
+
+
+def add_arguments(parser):
+    parser.add_argument("clone", metavar="CPYTHON_DIR",
+                        help="a git clone of CPython (with a work tree)")
+    parser.add_argument("--onto", metavar="REF", default="HEAD",
+                        help="commit to put the series on (default: HEAD)")
+    parser.add_argument("--single-branch", metavar="NAME",
+                        help="make one branch NAME with a commit per patch")
+    parser.add_argument("--force", action="store_true",
+                        help="replace branches that already exist")
+
+
+def clone_git(clone, *args, check=True, input=None):
+    """git in the user's clone, with the user's own configuration."""
+    return run_command(["git", "-C", str(clone)] + list(args), check=check,
+                       input=input)
+
+
+def check_clone(path):
+    """The top directory of the clone at PATH, or UsageError."""
+    clone = Path(path)
+    if not clone.is_dir():
+        raise UsageError("%s is not a directory: name a git clone of CPython"
+                         % clone)
+    proc = clone_git(clone, "rev-parse", "--show-toplevel", check=False)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise UsageError("%s is not a git clone with a work tree: name a "
+                         "clone of CPython (git clone ...)" % clone)
+    top = Path(proc.stdout.strip())
+    if top.resolve() != clone.resolve():
+        raise UsageError("%s is inside the clone %s: name the clone's top "
+                         "directory" % (clone, top))
+    dirty = clone_git(clone, "status", "--porcelain", "--untracked-files=no",
+                      check=False)
+    if dirty.returncode != 0:
+        raise UsageError("git status fails in %s: %s" % (
+            clone, (dirty.stderr.strip().splitlines() or ["?"])[-1]))
+    if dirty.stdout.strip():
+        raise UsageError("%s has uncommitted changes (%s): commit or stash "
+                         "them first" % (clone, dirty.stdout.splitlines()[0]
+                                         .strip()))
+    git_dir = Path(clone_git(clone, "rev-parse", "--absolute-git-dir")
+                   .stdout.strip())
+    for busy in ("rebase-apply", "rebase-merge", "MERGE_HEAD",
+                 "CHERRY_PICK_HEAD"):
+        if (git_dir / busy).exists():
+            raise UsageError("%s is in the middle of a rebase, am or merge "
+                             "(%s): finish or abort it first" % (clone, busy))
+    ident = clone_git(clone, "var", "GIT_COMMITTER_IDENT", check=False)
+    if ident.returncode != 0:
+        raise UsageError("git in %s does not know who commits: set user.name "
+                         "and user.email (git config --global ...)" % clone)
+    return clone
+
+
+def resolve(clone, ref):
+    proc = clone_git(clone, "rev-parse", "--verify", "--quiet",
+                     ref + "^{commit}", check=False)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise UsageError("%s is not a commit of %s (try a branch, a tag such "
+                         "as v3.7.3, or a commit id)" % (ref, clone))
+    return proc.stdout.strip()
+
+
+def branch_name(subject, taken):
+    """A branch name from a subject: the issue, then a few key words."""
+    issue = re.match(r"^((?:bpo|gh)-\d+)(?:,\s*(?:bpo|gh)-\d+)*:\s*(.*)$",
+                     subject)
+    prefix, heading = (issue.group(1), issue.group(2)) if issue else \
+        (None, subject)
+    if not issue:
+        # A placeholder such as gh-NNNNN says nothing about the branch.
+        heading = re.sub(r"^(?:bpo|gh)-[^\s:]+:\s*", "", heading)
+    # Split CamelCase (PickleBuffer -> Pickle Buffer) before lowering.
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", heading)
+    words = [w for w in re.findall(r"[a-z0-9]+", spaced.lower())
+             if w not in STOP_WORDS]
+    parts = ([prefix] if prefix else []) + words[:MAX_WORDS]
+    name = "-".join(parts) or "patch"
+    unique, count = name, 2
+    while unique in taken:
+        unique, count = "%s-%d" % (name, count), count + 1
+    taken.add(unique)
+    return unique
+
+
+def branch_exists(clone, name):
+    return clone_git(clone, "rev-parse", "--verify", "--quiet",
+                     "refs/heads/" + name, check=False).returncode == 0
+
+
+def check_branch_name(clone, name):
+    proc = clone_git(clone, "check-ref-format", "--branch", name, check=False)
+    if proc.returncode != 0:
+        raise UsageError("%r is not a valid branch name" % name)
+
+
+def added_file_diff(root, path):
+    """A git diff that creates PATH with the workspace's copy of it."""
+    # Whatever the configuration says, a diff with a/ and b/ prefixes.
+    env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
+    proc = subprocess.run(["git", "-c", "diff.noprefix=false", "-c",
+                           "diff.mnemonicPrefix=false", "diff", "--no-index",
+                           "--binary", "--no-color", "--full-index",
+                           "/dev/null", path],
+                          cwd=str(root), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=env)
+    if proc.returncode not in (0, 1) or not proc.stdout:
+        raise Failure("cannot make a diff of %s: %s"
+                      % (path, proc.stderr.strip()))
+    return proc.stdout
+
+
+def full_mail(ws, patch):
+    """The patch's mail with the files it adds made part of its diff."""
+    text = patch.text()
+    if not patch.adds:
+        return text
+    for path in patch.adds:
+        if not (ws.root / path).is_file():
+            raise UsageError("%s adds %s, but the workspace has no such file"
+                             % (patch.name, path))
+    extra = "".join(added_file_diff(ws.root, path) for path in patch.adds)
+    # Before git's signature ("-- " and the version), if there is one.
+    match = list(re.finditer(r"^-- \n", text, re.M))
+    if match:
+        cut = match[-1].start()
+        return text[:cut] + extra + text[cut:]
+    return text + ("" if text.endswith("\n") else "\n") + extra
+
+
+def apply_mails(ws, clone, base, patches):
+    """Commit each patch onto BASE with git am; the commit ids in order."""
+    work = Path(tempfile.mkdtemp(prefix="zerocopy-upstream-"))
+    tree = work / "tree"
+    clone_git(clone, "worktree", "add", "--detach", "--quiet", str(tree), base)
+    commits = []
+    try:
+        for patch in patches:
+            mail = work / (patch.name + ".mail")
+            mail.write_text(full_mail(ws, patch), encoding="utf-8")
+            proc = clone_git(tree, "am", "--quiet", "--keep-cr", "--3way",
+                             str(mail), check=False)
+            if proc.returncode != 0:
+                clone_git(tree, "am", "--abort", check=False)
+                detail = [l for l in (proc.stdout + proc.stderr).splitlines()
+                          if l.startswith(("error", "fatal", "Patch failed"))]
+                raise Failure("%s does not apply onto %s: %s" % (
+                    patch.name, base[:12],
+                    detail[0] if detail else "git am failed"))
+            commits.append(clone_git(tree, "rev-parse", "HEAD").stdout.strip())
+    finally:
+        clone_git(clone, "worktree", "remove", "--force", str(tree),
+                  check=False)
+        clone_git(clone, "worktree", "prune", check=False)
+        shutil.rmtree(work, ignore_errors=True)
+    return commits
+
+
+def push_remote(clone):
+    remotes = clone_git(clone, "remote").stdout.split()
+    for name in remotes:
+        if name != "upstream":
+            return name
+    return remotes[0] if remotes else "<your-fork>"
+
+
+def upstream(ws, line, clone, onto="HEAD", single=None, force=False,
+             out=print):
+    require_program("git", "to make branches")
+    clone = check_clone(clone)
+    base = resolve(clone, onto)
+    series = Series.load(ws.series_dir(line))
+    if not series.patches:
+        raise UsageError("patches/%s/series lists no patch" % line.name)
+    for patch in series.patches:
+        patch.header()      # a UsageError names a patch that is no mail
+    if single:
+        check_branch_name(clone, single)
+        names = [single]
+    else:
+        taken = set()
+        names = [branch_name(p.header()["subject"], taken)
+                 for p in series.patches]
+    existing = [name for name in names if branch_exists(clone, name)]
+    if existing and not force:
+        raise UsageError("branch %s already exists in %s: pick another name "
+                         "or replace it with --force" % (existing[0], clone))
+    current = clone_git(clone, "symbolic-ref", "--quiet", "--short", "HEAD",
+                        check=False).stdout.strip()
+    if current and current in names:
+        raise UsageError("branch %s is checked out in %s: switch to another "
+                         "branch first" % (current, clone))
+    commits = apply_mails(ws, clone, base, series.patches)
+    made = []
+    if single:
+        clone_git(clone, "branch", "--force", single, commits[-1])
+        made.append((single, commits[-1], len(commits)))
+    else:
+        for number, (name, commit) in enumerate(zip(names, commits), 1):
+            clone_git(clone, "branch", "--force", name, commit)
+            made.append((name, commit, number))
+    out("on %s (%s) in %s:" % (onto, base[:12], clone))
+    for (name, commit, count), patch in zip(made, series.patches if not single
+                                            else [series.patches[-1]]):
+        what = ("%d commit(s), one per patch" % count if single else
+                "%s%s" % (patch.name, "" if count == 1 else
+                          " and the %d patch(es) before it" % (count - 1)))
+        out("  %s  %s  (%s)" % (name, commit[:12], what))
+    out("push with: git -C %s push %s %s" % (
+        clone, push_remote(clone), " ".join(name for name, _, _ in made)))
+    return made
+
+
+def run(ws, line, args):
+    upstream(ws, line, args.clone, onto=args.onto, single=args.single_branch,
+             force=args.force)
+    return 0
