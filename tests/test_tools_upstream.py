@@ -206,3 +206,38 @@ def test_real_series_onto_the_imported_base(tmp_path):
         shown = subprocess.run(["git", "-C", str(clone), "show",
                                 "zerocopy:" + path], stdout=subprocess.PIPE)
         assert shown.stdout == (REPO / path).read_bytes(), path
+
+
+def test_placeholder_issue_and_upstream_todo(tmp_path):
+    """A patch of our own (no issue yet) that removes an upstream TODO: the
+    report names the TODO where it still stands, refuses to call the branch
+    ready, and --gh-issue fills the number into subject and NEWS entry."""
+    from test_tools_check import PICKLE_C, buildable_tree
+    tree = buildable_tree(tmp_path / "cpython")
+    (tree / "Modules" / "_pickle.c").write_text(
+        PICKLE_C + "/* TODO: avoid the copy of large payloads. */\n")
+    spec = make_workspace(tmp_path, tree=tree, patches=[{
+        "subject": "gh-NNNNN: pickle: Avoid the copy of large payloads",
+        "body": "Large payloads no longer go through a temporary.",
+        "edits": {"Modules/_pickle.c": PICKLE_C},
+        "news_name": "Misc/NEWS.d/next/Library/"
+                     "2026-01-01-00-00-00.gh-issue-999999.abc001.rst"}])
+    clone = make_clone(spec["tree"], tmp_path / "clone")
+    proc = run_tools("upstream", clone, "--compare", "main",
+                     workspace=spec["ws"], cache=spec["cache"])
+    assert proc.returncode == 0, proc.stderr
+    assert "removes an upstream TODO still at HEAD Modules/_pickle.c:3" \
+        in proc.stdout, proc.stdout
+    assert "main (" in proc.stdout and "the series applies" in proc.stdout
+    assert "NOT READY" in proc.stdout and "--gh-issue N" in proc.stdout
+    proc = run_tools("upstream", clone, "--gh-issue", "123456", "--force",
+                     workspace=spec["ws"], cache=spec["cache"])
+    assert proc.returncode == 0, proc.stderr
+    assert "NOT READY" not in proc.stdout
+    branch = "gh-123456-pickle-avoid-copy-large"
+    assert git(clone, "log", "-1", "--format=%s", branch).strip() == \
+        "gh-123456: pickle: Avoid the copy of large payloads"
+    files = git(clone, "show", "--name-only", "--format=", branch).split()
+    assert "Misc/NEWS.d/next/Library/2026-01-01-00-00-00.gh-issue-123456." \
+        "abc001.rst" in files
+    assert "TODO" not in git(clone, "show", branch + ":Modules/_pickle.c")

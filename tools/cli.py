@@ -65,3 +65,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (| head): nothing to report.
+        sys.stderr.close()
+        return 1

@@ -8,6 +8,11 @@
                                  one branch NAME, one commit per patch
   --onto REF                     the base commit (default: the clone's HEAD)
   --force                        move branches that already exist
+  --gh-issue N                   fill in the issue number of patches that
+                                 still carry a placeholder (gh-NNNNN)
+  --compare REF                  also say whether the series applies to
+                                 REF (main, say), and where the upstream
+                                 TODOs it removes stand there
 
 The commits are made by `git am` from the patches' mails, with the files
 each patch adds (kept in this workspace) made part of its mail, so author,
@@ -44,6 +49,14 @@ def add_arguments(parser):
                         help="make one branch NAME with a commit per patch")
     parser.add_argument("--force", action="store_true",
                         help="replace branches that already exist")
+    parser.add_argument("--gh-issue", type=int, metavar="N",
+                        help="issue number for patches whose subject and "
+                             "NEWS entry still carry a placeholder")
+    parser.add_argument("--compare", metavar="REF", action="append",
+                        default=[],
+                        help="also report whether the series applies to REF "
+                             "(e.g. main) and whether the upstream TODOs it "
+                             "removes are still there (repeatable)")
 
 
 def clone_git(clone, *args, check=True, input=None):
@@ -147,16 +160,42 @@ def added_file_diff(root, path):
     return proc.stdout
 
 
-def full_mail(ws, patch):
-    """The patch's mail with the files it adds made part of its diff."""
+# An issue number not given yet: gh-NNNNN in a subject, a made-up
+# gh-issue-999999 in the name of a NEWS entry (blurb insists on a number).
+PLACEHOLDER_SUBJECT = re.compile(r"^(Subject: \[PATCH[^\]]*\] )gh-N+:", re.M)
+PLACEHOLDER_NEWS = ".gh-issue-999999."
+
+
+def subject_of(patch, gh_issue=None):
+    subject = patch.header()["subject"]
+    if gh_issue:
+        subject = re.sub(r"^gh-N+:", "gh-%d:" % gh_issue, subject)
+    return subject
+
+
+def has_placeholder(patch):
+    return bool(PLACEHOLDER_SUBJECT.search(patch.text())) or any(
+        PLACEHOLDER_NEWS in path for path in patch.adds)
+
+
+def full_mail(ws, patch, gh_issue=None):
+    """The patch's mail with the files it adds made part of its diff, and
+    the placeholder issue number replaced by GH_ISSUE when given."""
     text = patch.text()
+    if gh_issue:
+        text = PLACEHOLDER_SUBJECT.sub(r"\g<1>gh-%d:" % gh_issue, text)
     if not patch.adds:
         return text
     for path in patch.adds:
         if not (ws.root / path).is_file():
             raise UsageError("%s adds %s, but the workspace has no such file"
                              % (patch.name, path))
-    extra = "".join(added_file_diff(ws.root, path) for path in patch.adds)
+    extra = ""
+    for path in patch.adds:
+        diff = added_file_diff(ws.root, path)
+        if gh_issue and PLACEHOLDER_NEWS in path:
+            diff = diff.replace(PLACEHOLDER_NEWS, ".gh-issue-%d." % gh_issue)
+        extra += diff
     # Before git's signature ("-- " and the version), if there is one.
     match = list(re.finditer(r"^-- \n", text, re.M))
     if match:
@@ -165,7 +204,7 @@ def full_mail(ws, patch):
     return text + ("" if text.endswith("\n") else "\n") + extra
 
 
-def apply_mails(ws, clone, base, patches):
+def apply_mails(ws, clone, base, patches, gh_issue=None):
     """Commit each patch onto BASE with git am; the commit ids in order."""
     work = Path(tempfile.mkdtemp(prefix="zerocopy-upstream-"))
     tree = work / "tree"
@@ -174,7 +213,7 @@ def apply_mails(ws, clone, base, patches):
     try:
         for patch in patches:
             mail = work / (patch.name + ".mail")
-            mail.write_text(full_mail(ws, patch), encoding="utf-8")
+            mail.write_text(full_mail(ws, patch, gh_issue), encoding="utf-8")
             proc = clone_git(tree, "am", "--quiet", "--keep-cr", "--3way",
                              str(mail), check=False)
             if proc.returncode != 0:
@@ -193,6 +232,49 @@ def apply_mails(ws, clone, base, patches):
     return commits
 
 
+def removed_todos(patch):
+    """(path, text) of the TODO/XXX/FIXME lines a patch removes."""
+    found = []
+    path = None
+    for text in patch.text().splitlines():
+        match = re.match(r"^--- a/(\S+)$", text)
+        if match:
+            path = match.group(1)
+        elif text.startswith("-") and not text.startswith("---") and path \
+                and re.search(r"\b(TODO|XXX|FIXME)\b", text):
+            found.append((path, text[1:].strip()))
+    return found
+
+
+def todo_locations(clone, ref, path, text):
+    """Where TEXT stands in PATH at REF of the clone ("path:line")."""
+    proc = clone_git(clone, "grep", "-n", "-F", "-e", text, ref, "--", path,
+                     check=False)
+    return [":".join(hit.split(":")[1:3]) for hit in proc.stdout.splitlines()]
+
+
+def report_distance(ws, clone, ref, patches, out, gh_issue=None, trial=False):
+    """Say whether the series applies at REF and where the upstream TODOs
+    it removes stand there."""
+    commit = resolve(clone, ref)
+    if trial:
+        try:
+            apply_mails(ws, clone, commit, patches, gh_issue)
+            out("%s (%s): the series applies" % (ref, commit[:12]))
+        except Failure as exc:
+            out("%s (%s): the series does not apply: %s" % (ref, commit[:12],
+                                                            exc.message))
+    for patch in patches:
+        for path, text in removed_todos(patch):
+            where = todo_locations(clone, commit, path, text)
+            if where:
+                out("  %s removes an upstream TODO still at %s %s: %s"
+                    % (patch.name, ref, ", ".join(where), text))
+            else:
+                out("  %s removes a TODO that %s no longer has: %s"
+                    % (patch.name, ref, text))
+
+
 def push_remote(clone):
     remotes = clone_git(clone, "remote").stdout.split()
     for name in remotes:
@@ -202,7 +284,7 @@ def push_remote(clone):
 
 
 def upstream(ws, line, clone, onto="HEAD", single=None, force=False,
-             out=print):
+             gh_issue=None, compare=(), out=print):
     require_program("git", "to make branches")
     clone = check_clone(clone)
     base = resolve(clone, onto)
@@ -216,7 +298,7 @@ def upstream(ws, line, clone, onto="HEAD", single=None, force=False,
         names = [single]
     else:
         taken = set()
-        names = [branch_name(p.header()["subject"], taken)
+        names = [branch_name(subject_of(p, gh_issue), taken)
                  for p in series.patches]
     existing = [name for name in names if branch_exists(clone, name)]
     if existing and not force:
@@ -227,7 +309,7 @@ def upstream(ws, line, clone, onto="HEAD", single=None, force=False,
     if current and current in names:
         raise UsageError("branch %s is checked out in %s: switch to another "
                          "branch first" % (current, clone))
-    commits = apply_mails(ws, clone, base, series.patches)
+    commits = apply_mails(ws, clone, base, series.patches, gh_issue)
     made = []
     if single:
         clone_git(clone, "branch", "--force", single, commits[-1])
@@ -243,12 +325,23 @@ def upstream(ws, line, clone, onto="HEAD", single=None, force=False,
                 "%s%s" % (patch.name, "" if count == 1 else
                           " and the %d patch(es) before it" % (count - 1)))
         out("  %s  %s  (%s)" % (name, commit[:12], what))
+    report_distance(ws, clone, onto, series.patches, out, gh_issue)
+    for ref in compare:
+        report_distance(ws, clone, ref, series.patches, out, gh_issue,
+                        trial=True)
+    waiting = [p.name for p in series.patches if has_placeholder(p)]
+    if waiting and not gh_issue:
+        out("NOT READY: %s still carr%s a placeholder issue number; open the "
+            "issue, then run again with --gh-issue N --force"
+            % (", ".join(waiting), "ies" if len(waiting) == 1 else "y"))
     out("push with: git -C %s push %s %s" % (
         clone, push_remote(clone), " ".join(name for name, _, _ in made)))
     return made
 
 
 def run(ws, line, args):
+    for ref in args.compare:
+        resolve(check_clone(args.clone), ref)
     upstream(ws, line, args.clone, onto=args.onto, single=args.single_branch,
-             force=args.force)
+             force=args.force, gh_issue=args.gh_issue, compare=args.compare)
     return 0
