@@ -259,8 +259,8 @@ def test_missing_blurb_is_said_clearly(tmp_path):
     assert "requirements/dev.txt" in proc.stderr
 
 
-def test_only_an_installed_base_says_what_it_skips(tmp_path, blurb_installed):
-    spec = make_workspace(tmp_path)
+def install_fake_installed_base(spec, tmp_path):
+    """An installed 3.7.16 base with only Lib/pickle.py, and no source base."""
     from tools import basestore
     from tools.workspace import LINES, Workspace
     ws = Workspace(spec["ws"], spec["cache"])
@@ -270,6 +270,11 @@ def test_only_an_installed_base_says_what_it_skips(tmp_path, blurb_installed):
     basestore.install(ws, LINES["3.7"], "installed", staged, {
         "version": "3.7.16", "origin": "test", "missing": [],
         "executable": sys.executable})
+
+
+def test_only_an_installed_base_says_what_it_skips(tmp_path, blurb_installed):
+    spec = make_workspace(tmp_path)
+    install_fake_installed_base(spec, tmp_path)
     proc = check(spec)
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     assert "SKIPPED: building CPython and running test_pickle" in proc.stdout
@@ -285,15 +290,7 @@ def test_installed_base_catches_a_syntax_error(tmp_path, blurb_installed):
         "Lib/pickle.py": PICKLE_PY.replace("def dumps(obj):", "def dumps(obj)")},
         subject="bpo-2: Break pickle")
     spec = make_workspace(tmp_path, patches)
-    from tools import basestore
-    from tools.workspace import LINES, Workspace
-    ws = Workspace(spec["ws"], spec["cache"])
-    staged = tmp_path / "installed-tree"
-    (staged / "Lib").mkdir(parents=True)
-    (staged / "Lib" / "pickle.py").write_text(PICKLE_PY)
-    basestore.install(ws, LINES["3.7"], "installed", staged, {
-        "version": "3.7.16", "origin": "test", "missing": [],
-        "executable": sys.executable})
+    install_fake_installed_base(spec, tmp_path)
     proc = check(spec)
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
     assert "0002-bpo-2-Break-pickle.patch breaks Lib/ (prefix 2/3)" \
