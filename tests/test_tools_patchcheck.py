@@ -150,6 +150,22 @@ def test_placeholder_issue(tmp_path, tree):
     assert proc.returncode == 0, proc.stdout
 
 
+def test_placeholder_news_entry(tmp_path, tree):
+    # A plain heading is fine, but a NEWS entry named for the stand-in
+    # issue 999999 still waits for the real issue.
+    spec = with_second(tmp_path, tree, subject="pickle: teach the accelerator "
+                       "protocol 5", news_name="Misc/NEWS.d/next/Library/"
+                       "2026-01-02-00-00-00.gh-issue-999999.abc002.rst")
+    proc = patchcheck(spec)
+    assert proc.returncode == 1, proc.stdout
+    failing = fail_lines(proc)
+    assert len(failing) == 1, proc.stdout
+    assert failing[0].startswith("FAIL   issue")
+    assert "gh-issue-999999" in failing[0]
+    proc = patchcheck(spec, "--waive", "0002:issue")
+    assert proc.returncode == 0, proc.stdout
+
+
 @pytest.mark.parametrize("subject", [
     "gh-12345: pickle: write large str without a temporary copy",
     "pickle: write large str without a temporary copy",

@@ -332,6 +332,11 @@ def check_patch(ws, series, index, parser):
     if not problems:
         result.add("ok", "whitespace", summary)
     check_news(ws, patch, parser, subject_issues, result)
+    for path in patch.adds:
+        if ".gh-issue-999999." in path:
+            result.add("FAIL", "issue", "%s stands for an issue that does not "
+                       "exist yet (gh-issue-999999): open the issue upstream "
+                       "and rename the entry" % path)
     paths = [diff.path for diff in diffs]
     check_docs(series, index, diffs, paths, result)
     if "configure.ac" in paths and "configure" not in paths:
