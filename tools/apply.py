@@ -13,8 +13,6 @@ incremental build after a one-line patch edit recompiles one file.
 import json
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 from . import basestore
@@ -278,15 +276,3 @@ def ensure_applied(ws, line, out=print):
     result = apply_series(ws, line)
     print_result(result, out)
     return result
-
-
-def scratch_copy(src, commit):
-    """A throwaway checkout of COMMIT (for checks of series prefixes)."""
-    directory = tempfile.mkdtemp(prefix="zerocopy-prefix-")
-    git(src, "worktree", "add", "--detach", "--force", directory, commit)
-    return directory
-
-
-def remove_scratch(src, directory):
-    git(src, "worktree", "remove", "--force", directory, check=False)
-    shutil.rmtree(directory, ignore_errors=True)
