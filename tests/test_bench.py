@@ -14,7 +14,7 @@ import pytest
 
 from conftest import REPO, assert_clean_error, run_tools
 from tools import bench, bench_scenarios
-from tools.workspace import Workspace
+from tools.workspace import LINES, Workspace
 
 RUNNER = str(REPO / "tools" / "bench_scenarios.py")
 SMALL = 4 << 20
@@ -139,6 +139,113 @@ def test_runner_runs_on_old_and_new_pythons(tmp_path, version):
         assert cell["status"] == "ok" and cell["buffers"] == 1
 
 
+# -- the columns --------------------------------------------------------------
+
+@pytest.fixture
+def discovery(tmp_path, monkeypatch):
+    """plan_columns on a workspace in TMP_PATH, with pyenv's interpreters
+    and the venvs made up, and the pyperf installations recorded."""
+    installs = []
+    monkeypatch.setattr(bench.providers, "find_installed",
+                        lambda line: ["/pyenv/3.7.16/bin/python3.7"])
+    monkeypatch.setattr(bench, "pyenv_versions", lambda: [
+        ((3, 7, 16), "/pyenv/3.7.16/bin/python3.7"),
+        ((3, 13, 0), "/pyenv/3.13.0/bin/python3.13")])
+    monkeypatch.setattr(bench, "ensure_venv",
+                        lambda ws, python, *rest: (python + "-venv", None))
+
+    def extras(ws, line, python, logs, out, who="patched"):
+        installs.append((python, who))
+        return None
+
+    monkeypatch.setattr(bench, "ensure_patched_extras", extras)
+    ws = Workspace(tmp_path, tmp_path / "cache")
+    (tmp_path / "build" / "3.7").mkdir(parents=True)
+
+    def plan(speed=True, line="3.7"):
+        del installs[:]
+        return bench.plan_columns(ws, LINES[line], {"python": "/p/python3.7"},
+                                  tmp_path, lambda text: None, speed)
+
+    return {"ws": ws, "plan": plan, "installs": installs,
+            "record": tmp_path / "build" / "3.7" / "interpreter-stock.json"}
+
+
+def baselines(columns):
+    return {c.key: c.baseline for c in columns}
+
+
+def test_columns_without_a_stock_build_compare_with_pyenv(discovery):
+    columns, notes = discovery["plan"]()
+    assert baselines(columns) == {
+        "patched-c": "stock-c", "patched-py": "stock-py",
+        "stock-c": "stock-c", "stock-py": "stock-py",
+        "pickle5-c": "stock-c", "upstream-c": "stock-c"}
+    assert [c.key for c in columns][:4] == ["patched-c", "patched-py",
+                                            "stock-c", "stock-py"]
+    assert notes == [bench.different_builds_note(LINES["3.7"])]
+    assert "compare different builds" in notes[0]
+    assert notes[0].endswith("`python3 -m tools build --stock` gives a "
+                             "like-for-like baseline")
+    assert discovery["installs"] == [("/p/python3.7", "patched")]
+    # Memory alone has no ratios to warn about.
+    columns, notes = discovery["plan"](speed=False)
+    assert notes == [] and discovery["installs"] == []
+
+
+def test_columns_with_a_stock_build_make_it_the_patched_baseline(discovery):
+    discovery["record"].write_text(json.dumps(
+        {"python": sys.executable, "stock": True}))
+    columns, notes = discovery["plan"]()
+    assert [c.key for c in columns] == [
+        "patched-c", "patched-py", "build-c", "build-py", "stock-c",
+        "stock-py", "pickle5-c", "upstream-c"]
+    assert baselines(columns) == {
+        "patched-c": "build-c", "patched-py": "build-py",
+        "build-c": "stock-c", "build-py": "stock-py",
+        "stock-c": "stock-c", "stock-py": "stock-py",
+        "pickle5-c": "stock-c", "upstream-c": "stock-c"}
+    same = [c for c in columns if c.role == "same-build"]
+    assert {c.python for c in same} == {sys.executable}
+    assert {c.impl for c in same} == {"c", "py"}
+    assert notes == []
+    # pyperf goes into both builds of our own.
+    assert discovery["installs"] == [("/p/python3.7", "patched"),
+                                     (sys.executable, "stock-build")]
+
+
+def test_a_stock_build_whose_interpreter_is_gone_is_ignored(discovery):
+    discovery["record"].write_text(json.dumps(
+        {"python": str(discovery["record"].parent / "gone" / "python3.7")}))
+    columns, notes = discovery["plan"]()
+    assert "build-c" not in baselines(columns)
+    assert baselines(columns)["patched-c"] == "stock-c"
+    assert len(notes) == 1 and "build --stock" in notes[0]
+
+
+def test_no_different_builds_note_without_a_stock_release(discovery,
+                                                          monkeypatch):
+    monkeypatch.setattr(bench.providers, "find_installed", lambda line: [])
+    columns, notes = discovery["plan"]()
+    assert notes == []
+    assert {c.status for c in columns if c.role == "stock"} == {"n/a"}
+
+
+def test_different_builds_note_names_the_line():
+    assert "`python3 -m tools build --stock --base 3.13`" in \
+        bench.different_builds_note(LINES["3.13"])
+
+
+def test_same_build_columns_are_labelled_with_their_version():
+    columns = bench.patched_columns("/p/python3.7", "/s/python3.7")
+    for column in columns:
+        column.version = "3.7.3"
+    bench.label_columns(columns)
+    assert [c.label for c in columns] == [
+        "patched 3.7.3 C", "patched 3.7.3 Py", "stock 3.7.3 C (same build)",
+        "stock 3.7.3 Py (same build)"]
+
+
 # -- the results document and the table ---------------------------------------
 
 def columns():
@@ -240,6 +347,67 @@ def test_table_rows_columns_and_targets():
         if line.startswith(("dump", "load", "pickle_", "unpickle_")):
             assert line[end - 1] != " ", line
             assert len(line) == end or line[end] == " ", line
+
+
+def same_build_doc():
+    """A document with a same-build stock column: the patched C column's
+    baseline, itself compared with pyenv's 3.7.16."""
+    cols = columns()
+    cols[0].baseline = "build-c"
+    cols.insert(1, bench.Column(
+        "build-c", "stock 3.7.3 C (same build)", "/b/python3.7", "pickle",
+        "c", "same-build", "stock-c", version="3.7.3", protocol=4))
+    timings = {"patched-c": {}, "build-c": {}, "stock-c": {},
+               "pickle5-c": {}}
+    for name in bench_scenarios.SPEED_BENCHMARKS:
+        timings["stock-c"][name] = (2e-6, 2e-6, 1e-8, 6)
+        timings["build-c"][name] = (1.5e-6, 1.5e-6, 1e-8, 6)
+        timings["patched-c"][name] = (1.5e-6, 1.5e-6, 1e-8, 6)
+        timings["pickle5-c"][name] = (2e-6, 2e-6, 1e-8, 6)
+    # Faster than pyenv's build, slower than the same build without the
+    # series: only the second counts.
+    timings["patched-c"]["pickle_str"] = (1.6e-6, 1.6e-6, 1e-8, 6)
+    doc = sample_doc()
+    doc["columns"] = [bench.asdict(c) for c in cols]
+    doc["speed"] = bench.speed_section(cols, {}, timings)
+    for row in doc["memory"]["scenarios"]:
+        row["cells"]["build-c"] = ok_cell(1.0)
+    return doc
+
+
+def test_patched_ratios_against_the_same_build():
+    doc = same_build_doc()
+    assert bench.schema_problems(doc) == []
+    rows = {row["name"]: row["cells"] for row in doc["speed"]["benchmarks"]}
+    assert rows["pickle_dict"]["patched-c"]["ratio"] == pytest.approx(1.0)
+    assert rows["pickle_dict"]["patched-c"]["baseline"] == "build-c"
+    assert rows["pickle_str"]["patched-c"]["ratio"] == pytest.approx(0.9375)
+    assert rows["pickle_dict"]["build-c"]["ratio"] == pytest.approx(4 / 3.0)
+    assert rows["pickle_dict"]["pickle5-c"]["ratio"] == pytest.approx(1.0)
+    lines = bench.format_table(doc).splitlines()
+    assert any(text.startswith("small objects: speed relative to each "
+                               "column's baseline") for text in lines)
+    assert "speed ratios against stock 3.7.3 C (same build): " \
+        "patched 3.7.3 C" in lines
+    assert "speed ratios against 3.7.16 C: stock 3.7.3 C (same build), " \
+        "3.7.16+pickle5" in lines
+    assert any(text.startswith('"C >= pickle5" compares the ratios')
+               for text in lines)
+    pickle_str = next(text for text in lines if text.startswith("pickle_str"))
+    assert pickle_str.split()[1:4] == ["0.94x", "!", "1.33x"]
+    pickle_dict = next(text for text in lines
+                       if text.startswith("pickle_dict"))
+    assert "!" not in pickle_dict
+    # The same-build column is measured in the memory scenarios too.
+    assert next(text for text in lines if text.startswith(
+        "dumps bytearray")).split()[2:5] == ["+1.00x", "+1.00x", "+1.00x"]
+
+
+def test_table_without_a_same_build_names_its_one_baseline():
+    lines = bench.format_table(sample_doc()).splitlines()
+    assert "small objects: speed relative to 3.7.16 C (> 1 is faster):" \
+        in lines
+    assert not any(text.startswith("speed ratios against") for text in lines)
 
 
 def test_table_of_the_speed_section_alone():
@@ -371,6 +539,17 @@ def test_help():
     for option in ("--quick", "--size", "--only", "--base"):
         assert option in proc.stdout
     assert "n/a (reason)" in proc.stdout
+
+
+def test_which_stock_before_any_stock_build(tmp_path):
+    proc = run_tools("which", "--stock", workspace=tmp_path,
+                     cache=tmp_path / "cache")
+    assert_clean_error(proc, 2, "no stock (same build) CPython 3.7 "
+                       "interpreter yet: run `python3 -m tools build --stock`")
+    proc = run_tools("which", "--stock", "--base", "3.13", workspace=tmp_path,
+                     cache=tmp_path / "cache")
+    assert_clean_error(proc, 2, "run `python3 -m tools build --base 3.13 "
+                       "--stock`")
 
 
 def test_no_patched_interpreter(tmp_path):

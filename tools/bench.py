@@ -9,16 +9,23 @@
                          /tmp/bigmem.lock, which heavy runs share
 
 Each measurement runs in a fresh process of each interpreter compared:
-for 3.7, the patched build (its C pickler and its Python pickler), stock
-3.7 (C and Python), stock 3.7 with the pickle5 backport from PyPI, and the
-newest installed upstream CPython; with --base 3.13, the patched 3.13
-against stock 3.13.  The stock interpreters come from pyenv and run in
-venvs under build/bench/venvs/ made from requirements/bench-*.txt.
+for 3.7, the patched build (its C pickler and its Python pickler), the
+same base built the same way without the series (`tools build --stock`,
+when it exists), stock 3.7 (C and Python), stock 3.7 with the pickle5
+backport from PyPI, and the newest installed upstream CPython; with
+--base 3.13, the patched 3.13 against stock 3.13.  The stock interpreters
+other than `build --stock` come from pyenv and run in venvs under
+build/bench/venvs/ made from requirements/bench-*.txt.
 
 Memory: extra peak RSS over the payload, in payload sizes, and throughput.
-Speed: small-object pickle/unpickle time relative to the stock interpreter
-(> 1 is faster).  The targets of the issue are printed beside the numbers
-and marked "!" where a patched column misses them; nothing is asserted.
+Speed: small-object pickle/unpickle time relative to a baseline (> 1 is
+faster).  The patched columns' baseline is the same-build stock
+interpreter, so that their ratios measure the series alone; without it,
+it is pyenv's stock release, built differently, and the bench says so.
+The other columns' baseline is pyenv's stock release; the table's notes
+say which baseline each ratio uses.  The targets of the issue are printed
+beside the numbers and marked "!" where a patched column misses them;
+nothing is asserted.
 A scenario an interpreter cannot run yet (no protocol 5, no numpy) is
 reported as "n/a (reason)".
 
@@ -127,7 +134,7 @@ class Column:
     python: str
     module: str
     impl: str
-    role: str           # patched, stock, backport or upstream
+    role: str           # patched, same-build, stock, backport or upstream
     baseline: str       # the column speed ratios are taken against
     version: str = ""
     protocol: int = 0
@@ -232,10 +239,11 @@ def ensure_venv(ws, base_python, requirements, logs, out):
     return str(python), None
 
 
-def ensure_patched_extras(ws, line, python, logs, out):
-    """pyperf (and psutil) in the patched interpreter, installed the way
-    `tools build` installs numpy: the host pip, --target and the line's
-    platform tags.  Returns a problem sentence or None."""
+def ensure_patched_extras(ws, line, python, logs, out, who="patched"):
+    """pyperf (and psutil) in an interpreter `tools build` made (WHO: the
+    patched one, or "stock-build"), installed the way it installs numpy:
+    the host pip, --target and the line's platform tags.  Returns a
+    problem sentence or None."""
     path = ws.root / "requirements" / REQUIREMENTS.get(
         line.name, REQUIREMENTS["upstream"])
     pins = [r for r in read_requirements(path)
@@ -250,9 +258,8 @@ def ensure_patched_extras(ws, line, python, logs, out):
             want.get("pyperf"), want.get("psutil")]:
         return None
     target = site_packages(python)
-    log = logs / "patched-pyperf.log"
-    out("installing %s into the patched interpreter (log: %s)"
-        % (", ".join(pins), log))
+    log = logs / ("%s-pyperf.log" % who)
+    out("installing %s into %s (log: %s)" % (", ".join(pins), python, log))
     with open(log, "w") as f:
         proc = subprocess.run(
             [sys.executable, "-m", "pip", "install", "--quiet",
@@ -265,21 +272,64 @@ def ensure_patched_extras(ws, line, python, logs, out):
     return None
 
 
+def stock_build(ws, line):
+    """The record of `tools build --stock`, when its interpreter exists."""
+    record = ws.read_interpreter(line, variant="stock")
+    if record is None or not Path(record["python"]).exists():
+        return None
+    return record
+
+
+def different_builds_note(line):
+    """What the bench says when there is no same-build stock interpreter."""
+    return ("the patched columns' speed ratios compare different builds "
+            "(the patched %s built here against pyenv's stock release): "
+            "`python3 -m tools build --stock%s` gives a like-for-like baseline"
+            % (line.reference, "" if line.name == DEFAULT_LINE
+               else " --base " + line.name))
+
+
+def patched_columns(patched, same_build):
+    """The patched columns and, when SAME_BUILD (the stock interpreter of
+    `tools build --stock`) is given, its columns, which then are the
+    patched columns' baselines.  The same-build columns themselves are
+    compared with pyenv's stock release: their ratios show what the build
+    alone changes."""
+    prefix = "build-" if same_build else "stock-"
+    columns = [
+        Column("patched-c", "patched C", patched, "pickle", "c", "patched",
+               prefix + "c"),
+        Column("patched-py", "patched Py", patched, "pickle", "py",
+               "patched", prefix + "py"),
+    ]
+    if same_build:
+        columns += [
+            Column("build-c", "stock C (same build)", same_build, "pickle",
+                   "c", "same-build", "stock-c"),
+            Column("build-py", "stock Py (same build)", same_build, "pickle",
+                   "py", "same-build", "stock-py"),
+        ]
+    return columns
+
+
 def plan_columns(ws, line, record, logs, out, speed):
     """The columns of the table, before probing them."""
     patched = record["python"]
+    same = stock_build(ws, line)
+    same_python = same["python"] if same else None
     notes = []
     if speed:
-        problem = ensure_patched_extras(ws, line, patched, logs, out)
-        if problem:
-            notes.append(problem)
-    columns = [
-        Column("patched-c", "patched C", patched, "pickle", "c", "patched",
-               "stock-c"),
-        Column("patched-py", "patched Py", patched, "pickle", "py",
-               "patched", "stock-py"),
-    ]
+        built = [(patched, "patched")]
+        if same_python:
+            built.append((same_python, "stock-build"))
+        for python, who in built:
+            problem = ensure_patched_extras(ws, line, python, logs, out, who)
+            if problem:
+                notes.append(problem)
+    columns = patched_columns(patched, same_python)
     stock_found = providers.find_installed(line)
+    if speed and stock_found and same is None:
+        notes.append(different_builds_note(line))
     requirements = ws.root / "requirements" / REQUIREMENTS.get(
         line.name, REQUIREMENTS["upstream"])
     if stock_found:
@@ -390,6 +440,8 @@ def label_columns(columns):
         kind = "Py" if column.impl == "py" else "C"
         if column.role == "patched":
             column.label = "patched %s %s" % (version, kind)
+        elif column.role == "same-build":
+            column.label = "stock %s %s (same build)" % (version, kind)
         elif column.role == "backport":
             column.label = "%s+pickle5" % version
         else:
@@ -731,11 +783,16 @@ def format_table(doc):
                         ["time independent of size" if oob else ""])
     speed = doc.get("speed")
     if speed:
-        base = {c["key"]: c["baseline"] for c in columns}
-        labels = {c["key"]: c["label"] for c in columns}
-        rows.append("small objects: speed relative to %s (> 1 is faster)"
-                    % " / ".join(sorted({labels.get(base[k], base[k])
-                                         for k in keys})))
+        if mixed_baselines(columns):
+            rows.append("small objects: speed relative to each column's "
+                        "baseline (> 1 is faster; the baselines are named "
+                        "below the table)")
+        else:
+            base = {c["key"]: c["baseline"] for c in columns}
+            labels = {c["key"]: c["label"] for c in columns}
+            rows.append("small objects: speed relative to %s (> 1 is faster)"
+                        % " / ".join(sorted({labels.get(base[k], base[k])
+                                             for k in keys})))
         target = ">= %.2fx" % SPEED_TARGET
         if "pickle5-c" in keys:
             target += ", C >= pickle5"
@@ -779,8 +836,30 @@ def format_row(cells, widths):
     return "  ".join([first] + middle + [cells[-1]]).rstrip()
 
 
+def mixed_baselines(columns):
+    """Whether some speed ratios are taken against another kind of
+    interpreter (the same-build stock one) than the others."""
+    roles = {c["key"]: c["role"] for c in columns}
+    return len({roles.get(c["baseline"]) for c in columns}) > 1
+
+
+def baseline_groups(columns):
+    """{baseline label: [labels of the columns whose speed ratios are
+    taken against it]}, in column order; a baseline's own column (always
+    1.00x) is left out of its list."""
+    labels = {c["key"]: c["label"] for c in columns}
+    groups = {}
+    for column in columns:
+        base = labels.get(column["baseline"], column["baseline"])
+        where = groups.setdefault(base, [])
+        if column["key"] != column["baseline"]:
+            where.append(column["label"])
+    return groups
+
+
 def footnotes(doc):
-    """The legend, then each reason for n/a or FAILED with its columns."""
+    """The legend, the speed baselines when the columns do not all share
+    them, then each reason for n/a or FAILED with its columns."""
     cells = []
     for row in (doc.get("memory") or {}).get("scenarios", []):
         cells.extend(row["cells"].items())
@@ -795,6 +874,15 @@ def footnotes(doc):
             if labels[key] not in where:
                 where.append(labels[key])
     lines = ['"!": a patched column misses the target of the issue.']
+    if doc.get("speed") and mixed_baselines(doc["columns"]):
+        for base, where in baseline_groups(doc["columns"]).items():
+            if where:
+                lines.append("speed ratios against %s: %s"
+                             % (base, ", ".join(where)))
+        if "pickle5-c" in labels:
+            lines.append('"C >= pickle5" compares the ratios of the patched '
+                         'C column and of pickle5, each against its own '
+                         'baseline.')
     for (text, reason), where in reasons.items():
         lines.append("%s in %s: %s" % (text, ", ".join(where), reason))
     return lines
@@ -888,7 +976,8 @@ def plot(doc, directory):
         path = directory / "speed.png"
         grouped_bars(pyplot, [r["name"] for r in rows], columns, values,
                      [SPEED_TARGET] * len(rows), path,
-                     "speed relative to stock (> 1 is faster)",
+                     "speed relative to the column's baseline "
+                     "(> 1 is faster)",
                      "small objects (dashes: target %.2fx)" % SPEED_TARGET)
         written.append(path)
     doc["files"].update({p.stem + "_png": str(p) for p in written})
@@ -947,6 +1036,7 @@ def run(ws, line, args):
     want_memory = args.only in (None, "memory")
     want_speed = args.only in (None, "speed")
     columns, notes = plan_columns(ws, line, record, logs, print, want_speed)
+    same = stock_build(ws, line)
     cpus = os.cpu_count() or 1
     if want_speed and load_before > BUSY_LOAD * cpus:
         notes.append("the machine is busy (load average %.1f on %d CPUs "
@@ -975,6 +1065,8 @@ def run(ws, line, args):
                  "load_average_after": os.getloadavg()[0]},
         "patched": {k: record.get(k) for k in (
             "python", "mode", "c_accelerator", "base", "head")},
+        "stock_build": {k: same.get(k) for k in (
+            "python", "base", "head", "toolchain_fixes")} if same else None,
         "size": size,
         "quick": bool(args.quick),
         "columns": [asdict(c) for c in columns],

@@ -15,6 +15,13 @@ Both add what the built interpreter carries beyond the upstream series
 (interpreter/<line>/): a `pickle5` module that is the standard pickle, for
 libraries that look for the backport on Python < 3.8, and, best effort,
 numpy from PyPI for the end-to-end tests.
+
+With --stock, the source base is built without the series, the baseline
+`tools bench` compares the patched build with: configured, compiled and
+installed exactly as the full build, under build/<line>/stock/ (src, obj,
+prefix).  Only the leading patches the base needs to build and run with
+today's compiler are applied (for 3.7, 0001: bpo-27987), and nothing is
+added to it.  `python3 -m tools which --stock` prints its path.
 """
 
 import json
@@ -53,12 +60,25 @@ def add_arguments(parser):
     parser.add_argument("--no-extras", action="store_true",
                         help="do not install numpy into the interpreter "
                              "(the end-to-end numpy tests then skip)")
+    parser.add_argument("--stock", action="store_true",
+                        help="build the source base without the series "
+                             "(but its toolchain fixes) in build/<line>/"
+                             "stock: the like-for-like baseline of `tools "
+                             "bench`")
 
 
 def run(ws, line, args):
     info = build(ws, line, mode=args.mode, debug=args.debug, jobs=args.jobs,
-                 extras=not args.no_extras)
+                 extras=not args.no_extras, stock=args.stock)
     print("built: %s" % info["python"])
+    if info.get("stock"):
+        fixes = info["toolchain_fixes"]
+        print("  stock: %s without the series%s" % (
+            info["base"], "" if not fixes else
+            ", but for its toolchain fix(es) %s" % ", ".join(fixes)))
+        print("  compare: python3 -m tools bench%s"
+              % ("" if line.name == "3.7" else " --base " + line.name))
+        return 0
     print("  mode: %s%s" % (info["mode"], " (debug)" if info.get("debug") else ""))
     print("  base: %s" % info["base"])
     print("  C accelerator: %s" % (
@@ -72,7 +92,7 @@ def run(ws, line, args):
     return 0
 
 
-def choose_mode(ws, line, mode, debug, out=print):
+def choose_mode(ws, line, mode, debug, out=print, stock=False):
     source = basestore.load(ws, line, "source")
     if source is None and line.debian is not None and mode != "overlay":
         # A current line's source comes from Debian's registry, which every
@@ -85,27 +105,37 @@ def choose_mode(ws, line, mode, debug, out=print):
     if mode == "auto":
         mode = "full" if source is not None else "overlay"
     if mode == "full" and source is None:
-        raise UsageError("a full build needs a source base: run `python3 -m "
-                         "tools base import PATH` (or `base download`)")
+        raise UsageError("%s needs a source base: run `python3 -m tools base "
+                         "import PATH` (or `base download`)"
+                         % ("the stock build (--stock)" if stock
+                            else "a full build"))
     if debug and mode != "full":
         raise UsageError("--debug needs a full build from a source base")
     return mode
 
 
 def build(ws, line, mode="auto", debug=False, jobs=None, extras=True,
-          out=print):
-    mode = choose_mode(ws, line, mode, debug, out)
+          out=print, stock=False):
+    if stock and (debug or mode == "overlay"):
+        raise UsageError("--stock is a full build of the source base without "
+                         "the series: leave out %s"
+                         % ("--debug" if debug else "--mode overlay"))
+    mode = choose_mode(ws, line, "full" if stock else mode, debug, out,
+                       stock)
     jobs = jobs or os.cpu_count() or 1
     logs = ws.build_dir(line) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    if mode == "full":
+    if stock:
+        info = build_stock(ws, line, jobs, logs, out)
+    elif mode == "full":
         info = build_full(ws, line, debug, jobs, logs, out)
     else:
         info = build_overlay(ws, line, logs, out)
-    if not debug:
+    if not debug and not stock:
         info["notes"] = info.get("notes", []) + install_extras(
             ws, line, info, logs, out, numpy=extras)
-    record_path = ws.interpreter_record(line, debug)
+    record_path = ws.interpreter_record(
+        line, debug, variant="stock" if stock else None)
     record_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return info
 
@@ -128,15 +158,35 @@ def make(args, cwd, log, what):
 
 def build_full(ws, line, debug, jobs, logs, out):
     applied = ensure_applied_kind(ws, line, "source", out)
-    src = applied["src"]
     name = "debug" if debug else "obj"
-    obj = ws.build_dir(line) / name
-    prefix = ws.build_dir(line) / "prefix"
+    return compile_tree(line, applied, ws.build_dir(line) / name,
+                        ws.build_dir(line) / "prefix", debug, jobs,
+                        logs / ("%s.log" % name), out)
+
+
+def build_stock(ws, line, jobs, logs, out):
+    """The source base with only the line's toolchain fixes applied, in a
+    work tree of its own, compiled and installed as build_full does."""
+    stock = ws.build_dir(line) / "stock"
+    applied = apply_series(ws, line, kind="source", upto=line.toolchain_fixes,
+                           src=stock / "src")
+    print_result(applied, out)
+    info = compile_tree(line, applied, stock / "obj", stock / "prefix", False,
+                        jobs, logs / "stock.log", out)
+    info.update(stock=True, toolchain_fixes=list(applied["patches"]))
+    return info
+
+
+def compile_tree(line, applied, obj, prefix, debug, jobs, log, out):
+    """configure and make the work tree of APPLIED out of tree in OBJ, and
+    install it into PREFIX (a debug build runs from OBJ instead).  Every
+    build of a line goes through here, so that they differ only by the
+    sources and --with-pydebug.  Returns the interpreter's record."""
+    src = applied["src"]
     options = ["--prefix=%s" % prefix]
     if debug:
         options.append("--with-pydebug")
     stamp = obj / "zerocopy-configure.json"
-    log = logs / ("%s.log" % name)
     log.write_text("")
     obj.mkdir(parents=True, exist_ok=True)
     if not (obj / "Makefile").exists() or not stamp.exists() or \

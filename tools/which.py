@@ -1,4 +1,8 @@
-"""Print the path of the patched interpreter that `build` made."""
+"""Print the path of the patched interpreter that `build` made.
+
+With --debug, the --with-pydebug build's; with --stock, that of the base
+built without the series (`build --stock`), which `bench` compares with.
+"""
 
 from pathlib import Path
 
@@ -6,25 +10,32 @@ from .errors import UsageError
 
 
 def add_arguments(parser):
-    parser.add_argument("--debug", action="store_true",
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--debug", action="store_true",
                         help="the --with-pydebug build instead")
+    choice.add_argument("--stock", action="store_true",
+                        help="the base built without the series "
+                             "(`tools build --stock`) instead")
 
 
-def interpreter(ws, line, debug=False):
+def interpreter(ws, line, debug=False, stock=False):
     """The record of the built interpreter; UsageError when there is none."""
-    record = ws.read_interpreter(line, debug=debug)
+    variant = "debug" if debug else "stock" if stock else None
+    record = ws.read_interpreter(line, variant=variant)
     build = "python3 -m tools build%s%s" % (
         "" if line.name == "3.7" else " --base " + line.name,
-        " --debug" if debug else "")
+        " --" + variant if variant else "")
+    what = {None: "patched ", "debug": "patched debug ",
+            "stock": "stock (same build) "}[variant]
     if record is None:
-        raise UsageError("no patched %sCPython %s interpreter yet: run `%s`"
-                         % ("debug " if debug else "", line.name, build))
+        raise UsageError("no %sCPython %s interpreter yet: run `%s`"
+                         % (what, line.name, build))
     if not Path(record["python"]).exists():
-        raise UsageError("the patched interpreter %s is gone: run `%s`"
-                         % (record["python"], build))
+        raise UsageError("the %sinterpreter %s is gone: run `%s`"
+                         % (what, record["python"], build))
     return record
 
 
 def run(ws, line, args):
-    print(interpreter(ws, line, args.debug)["python"])
+    print(interpreter(ws, line, args.debug, args.stock)["python"])
     return 0

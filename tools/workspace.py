@@ -41,6 +41,11 @@ class Line:
     downloads: dict         # version -> Download of the python.org tarball
     debian: Optional[DebianSource] = None
     summary: str = ""
+    # How many leading patches of the series the base itself needs to
+    # build and run with today's toolchain.  `tools build --stock` applies
+    # just these, so that the stock interpreter differs from the patched
+    # one only by the rest of the series.
+    toolchain_fixes: int = 0
 
 
 LINES = {
@@ -58,6 +63,11 @@ LINES = {
         summary="PEP 574 (protocol 5, PickleBuffer, out-of-band buffers), "
                 "Pickler.reducer_override, and no-copy writes and reads of "
                 "large bytes, bytearray and str payloads",
+        # 0001 (bpo-27987, 16-byte alignment of objects): GCC 12 counts on
+        # the alignment malloc() gives, which 3.7.3's pymalloc and
+        # PyGC_Head do not; without it `import ctypes` crashes, and pip
+        # and ensurepip with it.
+        toolchain_fixes=1,
     ),
     "3.13": Line(
         name="3.13",
@@ -75,6 +85,9 @@ LINES = {
     ),
 }
 DEFAULT_LINE = "3.7"
+# The interpreter records `tools build` writes: None for the patched
+# build, the others by name.
+INTERPRETER_VARIANTS = (None, "debug", "stock")
 
 
 def get_line(name):
@@ -126,13 +139,22 @@ class Workspace:
     def src_dir(self, line):
         return self.build_dir(line) / "src"
 
-    def interpreter_record(self, line, debug=False):
-        name = "interpreter-debug.json" if debug else "interpreter.json"
+    def interpreter_record(self, line, debug=False, variant=None):
+        """build/<line>/interpreter.json for the patched build, or
+        interpreter-<variant>.json for one of the others: "debug" (the
+        --with-pydebug build; debug=True says the same) or "stock" (the
+        base without the series, from `tools build --stock`)."""
+        if debug:
+            variant = "debug"
+        if variant not in INTERPRETER_VARIANTS:
+            raise ValueError("unknown interpreter variant %r" % variant)
+        name = "interpreter-%s.json" % variant if variant else \
+            "interpreter.json"
         return self.build_dir(line) / name
 
-    def read_interpreter(self, line, debug=False):
-        """The record `tools build` leaves of the patched interpreter."""
-        path = self.interpreter_record(line, debug)
+    def read_interpreter(self, line, debug=False, variant=None):
+        """The record `tools build` leaves of an interpreter it built."""
+        path = self.interpreter_record(line, debug, variant)
         if not path.exists():
             return None
         with open(path) as f:
