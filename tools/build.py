@@ -140,8 +140,9 @@ def build(ws, line, mode="auto", debug=False, jobs=None, extras=True,
     return info
 
 
-def make(args, cwd, log, what):
-    """Run make (or configure) with output in LOG; fail with its tail."""
+def run_logged(args, cwd, log, what):
+    """Run a build step (configure, make, cc) with its output appended to
+    LOG; fail with the tail of the log."""
     with open(log, "a") as f:
         f.write("\n$ %s\n" % " ".join(map(str, args)))
         f.flush()
@@ -186,24 +187,13 @@ def compile_tree(line, applied, obj, prefix, debug, jobs, log, out):
     options = ["--prefix=%s" % prefix]
     if debug:
         options.append("--with-pydebug")
-    stamp = obj / "zerocopy-configure.json"
-    log.write_text("")
-    obj.mkdir(parents=True, exist_ok=True)
-    if not (obj / "Makefile").exists() or not stamp.exists() or \
-            json.loads(stamp.read_text()) != options:
-        out("configuring %s (%s)" % (obj, " ".join(options)))
-        make([str(src / "configure")] + options, obj, log, "configure")
-        stamp.write_text(json.dumps(options))
-    forget_stale_extensions(src, obj, applied["head"])
-    out("compiling in %s with make -j%d (log: %s)" % (obj, jobs, log))
-    make(["make", "-j%d" % jobs], obj, log, "make")
-    (obj / "zerocopy-head").write_text(applied["head"])
+    configure_and_make(src, obj, options, applied["head"], jobs, log, out)
     warnings = count_warnings(log, applied_paths(src))
     if debug:
         python = obj / "python"
     else:
         out("installing into %s" % prefix)
-        make(["make", "install"], obj, log, "make install")
+        run_logged(["make", "install"], obj, log, "make install")
         python = prefix / "bin" / ("python" + line.name)
     check_interpreter(python, line)
     base = applied["base"]
@@ -212,6 +202,28 @@ def compile_tree(line, applied, obj, prefix, debug, jobs, log, out):
             "base_version": base.version, "pickle_base_version": base.version,
             "head": applied["head"],
             "warnings_in_series_files": warnings, "log": str(log)}
+
+
+def configure_and_make(src, obj, options, head, jobs, log, out=None):
+    """Build the work tree SRC (at commit HEAD) out of tree in OBJ.
+
+    configure runs again only when OPTIONS changed; make is incremental.
+    The log starts afresh; a failure raises Failure with its tail."""
+    stamp = obj / "zerocopy-configure.json"
+    log.write_text("")
+    obj.mkdir(parents=True, exist_ok=True)
+    if not (obj / "Makefile").exists() or not stamp.exists() or \
+            json.loads(stamp.read_text()) != options:
+        if out:
+            out("configuring %s (%s)" % (obj, " ".join(options) or
+                                         "default options"))
+        run_logged([str(src / "configure")] + options, obj, log, "configure")
+        stamp.write_text(json.dumps(options))
+    forget_stale_extensions(src, obj, head)
+    if out:
+        out("compiling in %s with make -j%d (log: %s)" % (obj, jobs, log))
+    run_logged(["make", "-j%d" % jobs], obj, log, "make")
+    (obj / "zerocopy-head").write_text(head)
 
 
 def forget_stale_extensions(src, obj, head):
@@ -410,9 +422,9 @@ def compile_extension(cfg, sources, includes, target, log, force_include=None):
         if force_include:
             args += ["-include", str(force_include)]
         args += ["-c", str(source), "-o", str(obj)]
-        make(args, target.parent, log, "compiling %s" % Path(source).name)
+        run_logged(args, target.parent, log, "compiling %s" % Path(source).name)
         objects.append(obj)
-    make(cfg["LDSHARED"].split() + [str(o) for o in objects] +
+    run_logged(cfg["LDSHARED"].split() + [str(o) for o in objects] +
          ["-o", str(target)], target.parent, log, "linking %s" % target.name)
     for obj in objects:
         obj.unlink()

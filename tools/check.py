@@ -36,7 +36,7 @@ from pathlib import Path
 from . import basestore, news
 from .apply import apply_series
 from .base import no_base_message
-from .build import count_warnings, forget_stale_extensions, make
+from .build import configure_and_make, count_warnings, run_logged
 from .errors import Failure, UsageError
 from .gitutil import git_out
 from .series import Series
@@ -120,17 +120,7 @@ def failed_extensions(log):
 
 def build_prefix(src, obj, head, log, jobs):
     """configure (once) and make in OBJ; raise Failure when it breaks."""
-    obj.mkdir(parents=True, exist_ok=True)
-    log.write_text("")
-    stamp = obj / "zerocopy-configure.json"
-    options = []
-    if not (obj / "Makefile").exists() or not stamp.exists() or \
-            json.loads(stamp.read_text()) != options:
-        make([str(src / "configure")] + options, obj, log, "configure")
-        stamp.write_text(json.dumps(options))
-    forget_stale_extensions(src, obj, head)
-    make(["make", "-j%d" % jobs], obj, log, "make")
-    (obj / "zerocopy-head").write_text(head)
+    configure_and_make(src, obj, [], head, jobs, log)
     broken = failed_extensions(log)
     if broken:
         raise Failure("extension module(s) %s did not build or import (see "
@@ -324,11 +314,11 @@ def docs_venv(ws, line, python, out):
     log = ws.build_dir(line) / "check" / "logs" / "docs-venv.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
-    make([python, "-m", "venv", str(venv)], ws.root, log, "creating the venv")
-    make([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+    run_logged([python, "-m", "venv", str(venv)], ws.root, log, "creating the venv")
+    run_logged([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
           "--disable-pip-version-check", "--no-deps", "-r", str(requirements)],
          ws.root, log, "installing %s (from PyPI)" % relative)
-    make([str(venv / "bin" / "python"), "-m", "pip", "check"], ws.root, log,
+    run_logged([str(venv / "bin" / "python"), "-m", "pip", "check"], ws.root, log,
          "pip check of the docs requirements")
     stamp.write_text(wanted + "\n")
     return venv / "bin"
@@ -378,7 +368,7 @@ def build_docs(ws, line, series, src, jobs, python, out):
     for text in check.stdout.splitlines():
         if any(path[len("Doc/"):] + ":" in text for path in touched):
             problems.append("rstlint: " + text.strip())
-    make(["make", "html"] + common +
+    run_logged(["make", "html"] + common +
          ["SPHINXOPTS=-j%d -w %s" % (jobs, warnings_file)],
          src / "Doc", log, "the docs build (Sphinx %s)" % version)
     found = warnings_file.read_text(errors="replace").splitlines() \
