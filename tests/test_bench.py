@@ -434,15 +434,15 @@ def test_results_schema():
 
 def test_measured_document_fits_the_schema(tmp_path):
     """run_memory with this interpreter as two columns, as the bench does."""
-    ws = Workspace(tmp_path)
-    (tmp_path / "build" / "bench").mkdir(parents=True)
+    directory = tmp_path / "build" / "bench" / "3.7"
+    directory.mkdir(parents=True)
     cols = [bench.Column("patched-c", "C", sys.executable, "pickle", "c",
                          "patched", "patched-c"),
             bench.Column("patched-py", "Py", sys.executable, "pickle", "py",
                          "patched", "patched-py")]
     bench.probe_columns(cols, tmp_path)
     assert [c.protocol for c in cols] == [pickle.HIGHEST_PROTOCOL] * 2
-    memory = bench.run_memory(ws, cols, bench.MIN_SIZE, tmp_path,
+    memory = bench.run_memory(directory, cols, bench.MIN_SIZE, tmp_path,
                               lambda text: None)
     doc = {"schema": bench.SCHEMA, "line": "3.7", "size": bench.MIN_SIZE,
            "quick": True, "columns": [bench.asdict(c) for c in cols],
@@ -457,7 +457,7 @@ def test_measured_document_fits_the_schema(tmp_path):
     for title in bench.SHORT_TITLES.values():
         assert table.count("\n" + title) == 2, title
     # The temporary directory of the pickle files is gone.
-    assert [p.name for p in (tmp_path / "build" / "bench").iterdir()] == []
+    assert [p.name for p in directory.iterdir()] == []
 
 
 def test_read_pyperf_file(tmp_path):
@@ -574,3 +574,52 @@ def test_requirement_pins_exist():
         assert lines and all("==" in line for line in lines), name
     py37 = bench.read_requirements(REPO / "requirements" / "bench-py37.txt")
     assert "pickle5==0.0.12" in py37 and "numpy==1.21.6" in py37
+
+
+# -- publishing ---------------------------------------------------------------
+
+README = """intro
+<!-- bench 3.7 -->
+an older table
+<!-- end bench 3.7 -->
+<!-- bench 3.13 -->
+the 3.13 table
+<!-- end bench 3.13 -->
+"""
+
+
+def test_publish_keeps_the_run_in_docs_and_readme(tmp_path):
+    (tmp_path / "README.md").write_text(README)
+    directory = tmp_path / "build" / "bench" / "3.7"
+    directory.mkdir(parents=True)
+    (directory / "memory.png").write_bytes(b"\x89PNG fake")
+    doc = dict(sample_doc(), command="python3 -m tools bench --quick",
+               started="2026-11-28T09:00:00", host={"cpus": 2},
+               files={"json": str(directory / "results.json"),
+                      "memory_png": str(directory / "memory.png")})
+    ws = Workspace(tmp_path)
+    bench.publish(ws, LINES["3.7"], doc, directory)
+    readme = (tmp_path / "README.md").read_text()
+    assert "an older table" not in readme
+    assert "the 3.13 table" in readme and readme.startswith("intro\n")
+    assert bench.format_table(doc) in readme
+    assert "`python3 -m tools bench --quick`, 2026-11-28T09:00:00" in readme
+    assert "(docs/bench/3.7/memory.png)" in readme
+    assert "speed.png" not in readme           # no plot, no link
+    target = tmp_path / "docs" / "bench" / "3.7"
+    assert (target / "memory.png").read_bytes() == b"\x89PNG fake"
+    kept = json.loads((target / "results.json").read_text())
+    assert kept["files"] == {"json": "results.json",
+                             "memory_png": "memory.png"}
+    assert kept["memory"] == doc["memory"]
+    # Publishing the same run again changes nothing.
+    bench.publish(ws, LINES["3.7"], doc, directory)
+    assert (tmp_path / "README.md").read_text() == readme
+
+
+def test_publish_without_the_readme_markers(tmp_path):
+    (tmp_path / "README.md").write_text("no markers here\n")
+    proc = run_tools("bench", "--publish", "--base", "3.13",
+                     workspace=tmp_path, cache=tmp_path / "cache")
+    assert_clean_error(proc, 2, "README.md has no lines '<!-- bench 3.13 -->'")
+    assert (tmp_path / "README.md").read_text() == "no markers here\n"

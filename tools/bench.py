@@ -7,6 +7,9 @@
   bench --only memory    only the large-payload scenarios (or: speed)
   bench --size 2G        another payload size; sizes over 512 MiB wait for
                          /tmp/bigmem.lock, which heavy runs share
+  bench --publish        also keep the results in docs/bench/<line>/ and
+                         the table in README.md, between the markers
+                         <!-- bench <line> --> and <!-- end bench <line> -->
 
 Each measurement runs in a fresh process of each interpreter compared:
 for 3.7, the patched build (its C pickler and its Python pickler), the
@@ -29,9 +32,9 @@ nothing is asserted.
 A scenario an interpreter cannot run yet (no protocol 5, no numpy) is
 reported as "n/a (reason)".
 
-Results: build/bench/results.json, build/bench/memory.png and speed.png
-(the plots need matplotlib: pip install -r requirements/dev.txt), the
-pyperf files in build/bench/speed/ and logs in build/bench/logs/.
+Results, per line: build/bench/<line>/results.json, memory.png and
+speed.png (the plots need matplotlib: pip install -r requirements/dev.txt),
+the pyperf files in speed/ and the logs in logs/ beside them.
 """
 
 import contextlib
@@ -104,6 +107,10 @@ def add_arguments(parser):
     parser.add_argument("--only", choices=("memory", "speed"),
                         help="run only the memory scenarios or only the "
                              "speed benchmarks")
+    parser.add_argument("--publish", action="store_true",
+                        help="also copy the results and plots to "
+                             "docs/bench/<line>/ and the table into "
+                             "README.md")
 
 
 def parse_size(text):
@@ -151,7 +158,13 @@ class Column:
 
 
 def bench_dir(ws):
+    """Shared by the lines: the venvs of the stock interpreters."""
     return ws.root / "build" / "bench"
+
+
+def results_dir(ws, line):
+    """One per line, so that benching 3.13 keeps the 3.7 results."""
+    return bench_dir(ws) / line.name
 
 
 def child_env():
@@ -506,9 +519,9 @@ def memory_cell(column, name, size, workdir, logs):
             leftover.unlink()
 
 
-def run_memory(ws, columns, size, logs, out):
+def run_memory(directory, columns, size, logs, out):
     scenario_rows = []
-    workdir = Path(tempfile.mkdtemp(prefix="tmp-", dir=str(bench_dir(ws))))
+    workdir = Path(tempfile.mkdtemp(prefix="tmp-", dir=str(directory)))
     try:
         with heavy_lock(size, out):
             for name, title, limit in scenarios.SCENARIOS:
@@ -542,14 +555,14 @@ def run_memory(ws, columns, size, logs, out):
 
 # -- speed --------------------------------------------------------------------
 
-def run_speed(ws, columns, quick, logs, out):
+def run_speed(directory, columns, quick, logs, out):
     """The small-object benchmarks under pyperf, in rounds.
 
     Each round runs every benchmark on every column in turn, a few pyperf
     worker processes each, so that a change in the machine's load while
     the bench runs spreads over all columns instead of hitting one.  The
     first round calibrates the loop counts; later rounds reuse them."""
-    speed_dir = bench_dir(ws) / "speed"
+    speed_dir = directory / "speed"
     speed_dir.mkdir(parents=True, exist_ok=True)
     usable = []
     state = {}
@@ -1026,11 +1039,14 @@ def command_line(line, args):
 
 def run(ws, line, args):
     started = time.time()
+    if args.publish:
+        # Before the run, so that a missing marker does not waste it.
+        readme_section(ws, line)
     load_before = os.getloadavg()[0]
     size = parse_size(args.size) if args.size else (
         QUICK_SIZE if args.quick else DEFAULT_SIZE)
     record = interpreter(ws, line)
-    directory = bench_dir(ws)
+    directory = results_dir(ws, line)
     logs = directory / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     want_memory = args.only in (None, "memory")
@@ -1048,9 +1064,9 @@ def run(ws, line, args):
     label_columns(columns)
     print("comparing: " + "; ".join(
         "%s = %s" % (c.label, c.python or "-") for c in columns), flush=True)
-    memory = run_memory(ws, columns, size, logs, print) if want_memory \
+    memory = run_memory(directory, columns, size, logs, print) if want_memory \
         else None
-    speed = run_speed(ws, columns, args.quick, logs, print) if want_speed \
+    speed = run_speed(directory, columns, args.quick, logs, print) if want_speed \
         else None
     doc = {
         "schema": SCHEMA,
@@ -1098,4 +1114,50 @@ def run(ws, line, args):
     if failures:
         raise Failure("%d measurement(s) failed, the first: %s"
                       % (len(failures), doc["failures"][0]))
+    if args.publish:
+        publish(ws, line, doc, directory)
     return 0
+
+
+# -- publishing ---------------------------------------------------------------
+
+def readme_section(ws, line):
+    """README.md's text and the span between the bench markers of line."""
+    readme = ws.root / "README.md"
+    begin = "<!-- bench %s -->" % line.name
+    end = "<!-- end bench %s -->" % line.name
+    text = readme.read_text() if readme.exists() else ""
+    first = text.find(begin)
+    last = text.find(end, first + 1)
+    if first < 0 or last < 0:
+        raise UsageError("--publish: README.md has no lines %r and %r "
+                         "between which to put the table" % (begin, end))
+    return readme, text, first + len(begin), last
+
+
+def publish(ws, line, doc, directory):
+    """Copy a run's results to docs/bench/<line>/ and its table into the
+    README, so that the repository shows the latest measurement."""
+    readme, text, start, stop = readme_section(ws, line)
+    target = ws.root / "docs" / "bench" / line.name
+    target.mkdir(parents=True, exist_ok=True)
+    kept = dict(doc, files={})
+    for name in ("memory.png", "speed.png"):
+        if (target / name).exists():
+            (target / name).unlink()
+        if (directory / name).exists():
+            shutil.copyfile(str(directory / name), str(target / name))
+            kept["files"][name[:-4] + "_png"] = name
+    kept["files"]["json"] = "results.json"
+    (target / "results.json").write_text(
+        json.dumps(kept, indent=2, sort_keys=True) + "\n")
+    relative = target.relative_to(ws.root).as_posix()
+    lines = ["", "`%s`, %s, %d CPUs:" % (doc["command"], doc["started"],
+                                         doc["host"]["cpus"]),
+             "", "```text", format_table(doc), "```", ""]
+    lines += ["![%s](%s/%s)" % (title, relative, name)
+              for name, title in (("memory.png", "extra peak memory"),
+                                  ("speed.png", "small-object speed"))
+              if name[:-4] + "_png" in kept["files"]]
+    readme.write_text(text[:start] + "\n".join(lines) + "\n" + text[stop:])
+    print("published: %s/ and README.md" % relative)
