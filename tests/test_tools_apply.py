@@ -194,3 +194,43 @@ def test_installed_kind_skips_what_it_lacks(applied, tmp_path):
     src = Path(result["src"])
     assert "HIGHEST_PROTOCOL = 5" in (src / "Lib" / "pickle.py").read_text()
     assert not (src / "Modules" / "_pickle.c").exists()
+
+
+def snapshot(directory):
+    return {p.name: p.read_bytes() for p in sorted(Path(directory).iterdir())}
+
+
+def test_refresh_on_installed_base_refuses_and_keeps_patches(applied, tmp_path):
+    # An installed base lacks the C sources: apply skips their hunks, and
+    # a refresh from that tree would drop them from patches/.
+    ws, cache = applied["ws"], applied["cache"]
+    staged = tmp_path / "installed-tree"
+    (staged / "Lib").mkdir(parents=True)
+    (staged / "Lib" / "pickle.py").write_text(
+        (applied["tree"] / "Lib" / "pickle.py").read_text())
+    from tools import basestore
+    from tools.workspace import LINES, Workspace
+    basestore.install(Workspace(ws, cache), LINES["3.7"], "installed", staged,
+                      {"version": "3.7.16", "origin": "test", "missing": []})
+    before = snapshot(ws / "patches" / "3.7")
+    run_tools("apply", "--kind", "installed", workspace=ws, cache=cache,
+              check=0)
+    proc = run_tools("refresh", workspace=ws, cache=cache)
+    assert_clean_error(proc, 2, "refusing to refresh from the installed base "
+                       "(CPython 3.7.16)")
+    assert "base import PATH" in proc.stderr
+    assert snapshot(ws / "patches" / "3.7") == before
+
+
+def test_refresh_on_another_release_refuses(synthetic):
+    # A source tree of another 3.7 release: the hunks apply (with fuzz if
+    # need be), but refreshing would retarget the series at that release.
+    from conftest import make_source_tree
+    ws, cache = synthetic["ws"], synthetic["cache"]
+    other = make_source_tree(synthetic["tmp"] / "cpython-3.7.17", "3.7.17")
+    run_tools("base", "import", other, workspace=ws, cache=cache, check=0)
+    before = snapshot(ws / "patches" / "3.7")
+    run_tools("apply", workspace=ws, cache=cache, check=0)
+    proc = run_tools("refresh", workspace=ws, cache=cache)
+    assert_clean_error(proc, 2, "refusing to refresh from CPython 3.7.17")
+    assert snapshot(ws / "patches" / "3.7") == before

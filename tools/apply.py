@@ -231,6 +231,9 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
         "base_version": base.version,
         "head": parent,
         "upto": upto,
+        "reference": line.reference,
+        "skipped": skipped,
+        "fuzzed": fuzzed,
         "patches": {p.name: basestore.sha256_file(p.path) for p in patches},
         "added": {path: basestore.sha256_file(ws.root / path)
                   for p in patches for path in p.adds},

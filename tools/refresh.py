@@ -50,6 +50,29 @@ def check_inputs_unchanged(ws, line, record):
                              "run `python3 -m tools apply` first" % path)
 
 
+def check_base_is_reference(line, record):
+    """Refuse to write patches/ from a tree that cannot reproduce them.
+
+    On an installed base apply leaves out the hunks of files the base
+    lacks (the C sources), and on another release of the line it applies
+    hunks with less context: refreshing from either would drop those hunks
+    or rewrite their context, and lose work.
+    """
+    kind = record.get("base_kind")
+    version = record.get("base_version")
+    fix = ("import a CPython %s source tree (`python3 -m tools base import "
+           "PATH`), then `python3 -m tools apply`" % line.reference)
+    if kind != "source" or record.get("skipped"):
+        raise UsageError("refusing to refresh from the %s base (CPython %s): "
+                         "it lacks files the series changes, whose hunks "
+                         "would be lost; %s" % (kind, version, fix))
+    if version != line.reference or record.get("fuzzed"):
+        raise UsageError("refusing to refresh from CPython %s: patches/%s is "
+                         "written against %s and would be rewritten for "
+                         "another release; %s"
+                         % (version, line.name, line.reference, fix))
+
+
 def other_lines_files(ws, line):
     claimed = set()
     for other in LINES.values():
@@ -72,6 +95,7 @@ def refresh(ws, line):
                          "fixup the patch they belong to) before refreshing"
                          % src)
     check_inputs_unchanged(ws, line, record)
+    check_base_is_reference(line, record)
     base = git_out(src, "rev-parse", "refs/zerocopy/base")
     commits = git_out(src, "rev-list", "--reverse", "%s..HEAD" % base).split()
     if git_out(src, "rev-list", "--count", "HEAD..%s" % base) != "0":
