@@ -56,7 +56,7 @@ from pathlib import Path
 
 from . import bench_scenarios as scenarios
 from . import providers
-from .build import PIP_TARGET, site_packages
+from .build import PIP_TARGET, install_paths
 from .errors import Failure, UsageError
 from .which import interpreter
 from .workspace import DEFAULT_LINE
@@ -270,7 +270,7 @@ def ensure_patched_extras(ws, line, python, logs, out, who="patched"):
     if proc.returncode == 0 and proc.stdout.split() == [
             want.get("pyperf"), want.get("psutil")]:
         return None
-    target = site_packages(python)
+    target = install_paths(python)[1]
     log = logs / ("%s-pyperf.log" % who)
     out("installing %s into %s (log: %s)" % (", ".join(pins), python, log))
     with open(log, "w") as f:

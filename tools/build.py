@@ -12,9 +12,10 @@ The mode is chosen from the imported bases and reported:
            uses the patched pure-Python implementation throughout.
 
 Both add what the built interpreter carries beyond the upstream series
-(interpreter/<line>/): a `pickle5` module that is the standard pickle, for
-libraries that look for the backport on Python < 3.8, and, best effort,
-numpy from PyPI for the end-to-end tests.
+(interpreter/<line>/): a `pickle5` module that is the standard pickle, in
+the standard library directory so that every venv made from the
+interpreter has it, for libraries that look for the backport on Python <
+3.8, and, best effort, numpy from PyPI for the end-to-end tests.
 
 With --stock, the source base is built without the series, the baseline
 `tools bench` compares the patched build with: configured, compiled and
@@ -432,24 +433,35 @@ def compile_extension(cfg, sources, includes, target, log, force_include=None):
 
 # -- what the interpreter carries beyond the series ---------------------------
 
-def site_packages(python):
-    proc = subprocess.run([str(python), "-c", "import sysconfig; print("
-                           "sysconfig.get_paths()['purelib'])"],
+def install_paths(python):
+    """The interpreter's stdlib and site-packages directories."""
+    proc = subprocess.run([str(python), "-c", "import json, sysconfig; print("
+                           "json.dumps(sysconfig.get_paths()))"],
                           stdout=subprocess.PIPE, text=True)
-    return Path(proc.stdout.strip())
+    paths = json.loads(proc.stdout)
+    return Path(paths["stdlib"]), Path(paths["purelib"])
 
 
 def install_extras(ws, line, info, logs, out, numpy=True):
-    """The pickle5 alias module, and numpy (best effort: needs PyPI)."""
+    """The pickle5 alias, and numpy (best effort: needs PyPI).
+
+    The alias and its dist-info go into the standard library directory,
+    not site-packages: every environment made from the interpreter (a
+    plain venv, --system-site-packages, pip --target) has that directory
+    on sys.path, and pip run in any of them sees the distribution beside
+    the module and does not install the backport over it.
+    """
     notes = []
     python = Path(info["python"])
-    target = site_packages(python)
-    shim = ws.root / "interpreter" / line.name / "site-packages"
+    stdlib, target = install_paths(python)
+    shim = ws.root / "interpreter" / line.name / "stdlib"
     if shim.is_dir():
         for item in shim.iterdir():
-            dest = target / item.name
-            if dest.exists():
-                shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+            # An earlier build put the alias into site-packages.
+            for dest in (target / item.name, stdlib / item.name):
+                if dest.exists():
+                    shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+            dest = stdlib / item.name
             if item.is_dir():
                 shutil.copytree(item, dest)
             else:
