@@ -27,62 +27,6 @@ picklebuf_check_released(PyPickleBufferObject *self)
 }
 
 
-/* Owner of the one-dimensional byte view returned by PickleBuffer.raw().
-
-   raw() must give a flat, unsigned-byte view of the whole memory, also for
-   Fortran-ordered or multi-dimensional exporters that a memoryview cannot
-   cast.  This object holds its own export of the wrapped object and
-   re-exports that memory as plain bytes, so the memory stays valid for as
-   long as any view of it exists, even when the PickleBuffer is released
-   first. */
-typedef struct {
-    PyObject_HEAD
-    Py_buffer view;
-} RawExporterObject;
-
-static void
-rawexporter_dealloc(RawExporterObject *self)
-{
-    PyBuffer_Release(&self->view);
-    PyObject_Del(self);
-}
-
-static int
-rawexporter_getbuf(RawExporterObject *self, Py_buffer *view, int flags)
-{
-    return PyBuffer_FillInfo(view, (PyObject *)self, self->view.buf,
-                             self->view.len, self->view.readonly, flags);
-}
-
-static PyBufferProcs rawexporter_as_buffer = {
-    (getbufferproc)rawexporter_getbuf,
-    NULL,
-};
-
-static PyTypeObject RawExporter_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    "pickle._PickleBufferRaw",                  /* tp_name */
-    sizeof(RawExporterObject),                  /* tp_basicsize */
-    0,                                          /* tp_itemsize */
-    (destructor)rawexporter_dealloc,            /* tp_dealloc */
-    0,                                          /* tp_print */
-    0,                                          /* tp_getattr */
-    0,                                          /* tp_setattr */
-    0,                                          /* tp_reserved */
-    0,                                          /* tp_repr */
-    0,                                          /* tp_as_number */
-    0,                                          /* tp_as_sequence */
-    0,                                          /* tp_as_mapping */
-    0,                                          /* tp_hash */
-    0,                                          /* tp_call */
-    0,                                          /* tp_str */
-    0,                                          /* tp_getattro */
-    0,                                          /* tp_setattro */
-    &rawexporter_as_buffer,                     /* tp_as_buffer */
-    Py_TPFLAGS_DEFAULT,                         /* tp_flags */
-};
-
-
 /* The PickleBuffer type */
 
 PyObject *
@@ -202,35 +146,46 @@ wrapped by this PickleBuffer.\n\
 \n\
 BufferError is raised when that memory is not contiguous.");
 
+/* raw() is a memoryview of the wrapped object itself, with its own export
+   of the memory (valid after release()) and the object as its .obj, so
+   that a consumer handed the raw view can still recognise the object.  It
+   is then flattened to one dimension of unsigned bytes.  A memoryview can
+   only cast C-contiguous views of native formats, so the flat layout is
+   written into the view directly; its shape and strides arrays have room
+   for it whenever it has a dimension, and a zero-dimensional view, always
+   C-contiguous, is cast. */
 static PyObject *
 picklebuf_raw(PyPickleBufferObject *self, PyObject *Py_UNUSED(ignored))
 {
-    RawExporterObject *exporter;
     PyObject *result;
+    Py_buffer *view;
 
     if (picklebuf_check_released(self) < 0) {
         return NULL;
     }
-    if (!PyBuffer_IsContiguous(&self->view, 'A')) {
+    result = PyMemoryView_FromObject(self->view.obj);
+    if (result == NULL) {
+        return NULL;
+    }
+    view = PyMemoryView_GET_BUFFER(result);
+    if (!PyBuffer_IsContiguous(view, 'A')) {
+        Py_DECREF(result);
         PyErr_SetString(PyExc_BufferError,
                         "cannot give a raw view of non-contiguous memory");
         return NULL;
     }
-    if (PyType_Ready(&RawExporter_Type) < 0) {
-        return NULL;
+    if (view->ndim == 0) {
+        Py_SETREF(result, PyObject_CallMethod(result, "cast", "s", "B"));
+        return result;
     }
-    exporter = PyObject_New(RawExporterObject, &RawExporter_Type);
-    if (exporter == NULL) {
-        return NULL;
-    }
-    if (PyObject_GetBuffer(self->view.obj, &exporter->view,
-                           PyBUF_FULL_RO) < 0) {
-        /* Nothing to release: the view was never filled in. */
-        PyObject_Del(exporter);
-        return NULL;
-    }
-    result = PyMemoryView_FromObject((PyObject *)exporter);
-    Py_DECREF(exporter);
+    view->format = "B";
+    view->itemsize = 1;
+    view->ndim = 1;
+    view->shape[0] = view->len;
+    view->strides[0] = 1;
+    view->suboffsets = NULL;
+    ((PyMemoryViewObject *)result)->flags =
+        _Py_MEMORYVIEW_C | _Py_MEMORYVIEW_FORTRAN;
     return result;
 }
 

@@ -115,6 +115,47 @@ class PickleBufferTest(unittest.TestCase):
             self.assertEqual(raw.shape, (len(memory),))
             self.assertEqual(raw.tobytes(), memory)
 
+    def test_raw_reexports_the_wrapped_object(self):
+        # The raw view is a view of the object itself: a consumer can tell
+        # which object it is handed, and the object counts the export.
+        bases = [b"immutable", bytearray(b"mutable"),
+                 array.array('h', [1, 2, 3])]
+        if _testbuffer is not None:
+            bases += [fortran_matrix(),
+                      _testbuffer.ndarray([1, 2], shape=[2], format='<q'),
+                      _testbuffer.ndarray(7, shape=[], format='B')]
+        for base in bases:
+            with self.subTest(base=base):
+                pb = PickleBuffer(base)
+                with pb.raw() as raw, memoryview(pb) as view:
+                    self.assertIs(raw.obj, base)
+                    self.assertIs(view.obj, base)
+                    with memoryview(raw) as again:
+                        self.assertIs(again.obj, base)
+                    self.assertEqual(raw.format, 'B')
+                    self.assertEqual(raw.ndim, 1)
+                    self.assertTrue(raw.c_contiguous)
+                    self.assertTrue(raw.f_contiguous)
+                    self.assertEqual(raw.nbytes, view.nbytes)
+                    with memoryview(base) as expected:
+                        self.assertEqual(raw.readonly, expected.readonly)
+                        # test_raw_of_fortran_order checks the bytes of
+                        # the other order.
+                        if expected.c_contiguous:
+                            self.assertEqual(raw.tobytes(),
+                                             expected.tobytes())
+
+    def test_raw_counts_as_an_export(self):
+        base = bytearray(b"fixed size")
+        pb = PickleBuffer(base)
+        raw = pb.raw()
+        pb.release()
+        with self.assertRaises(BufferError):
+            base.extend(b"!")
+        raw.release()
+        base.extend(b"!")
+        self.assertEqual(base, b"fixed size!")
+
     def test_raw_of_non_contiguous_fails(self):
         strided = memoryview(bytearray(b"a-b-c-"))[::2]
         pb = PickleBuffer(strided)
