@@ -53,10 +53,38 @@ class Blob(bytearray):
         return cls(data)
 
 
+def restore_state(obj, state):
+    """The state_setter of the reduce values below (bpo-35900)."""
+    obj.__dict__.update(state)
+    obj.restored_by = "state_setter"
+
+
+class Gauge(object):
+    """Reduced with a sixth item, a state_setter."""
+
+    def __init__(self, level):
+        self.level = level
+
+    def __reduce__(self):
+        return Gauge, (0,), {"level": self.level}, None, None, restore_state
+
+
+class Tally(list):
+    """A state_setter after list items."""
+
+    def __reduce__(self):
+        return (Tally, (), {"note": self.note}, iter(self), None,
+                restore_state)
+
+
 def corpus(protocol=5):
     shared = ["shared"]
     recursive = [1, 2]
     recursive.append(recursive)
+    tally = Tally([1, "two"])
+    tally.note = "counted"
+    selfish = Gauge(None)
+    selfish.level = selfish
     objects = {
         "none_bools": [None, True, False],
         "ints": [0, 1, -1, 255, 256, 65535, 2 ** 31, -2 ** 31, 2 ** 64,
@@ -85,6 +113,9 @@ def corpus(protocol=5):
         "picklebuffer_writable": pickle.PickleBuffer(bytearray(b"writable")),
         "picklebuffer_large": pickle.PickleBuffer(bytearray(b"L" * 200000)),
         "blob_producer": Blob(b"zero-copy producer"),
+        "state_setter": [Gauge(3), Gauge("high"), Gauge(None)],
+        "state_setter_items": tally,
+        "state_setter_recursive": selfish,
     }
     if protocol < 5:
         objects = dict((name, obj) for name, obj in objects.items()
@@ -105,8 +136,15 @@ def describe(obj, seen=None):
         seen = {}
     if id(obj) in seen:
         return ["<ref>", seen[id(obj)]]
-    if isinstance(obj, (list, dict, set, frozenset, tuple, Point, SlottedPair)):
+    if isinstance(obj, (list, dict, set, frozenset, tuple, Point, SlottedPair,
+                        Gauge)):
         seen[id(obj)] = len(seen)
+    if isinstance(obj, (Gauge, Tally)):
+        state = dict(vars(obj))
+        items = [describe(item, seen) for item in obj] \
+            if isinstance(obj, Tally) else []
+        return [type(obj).__name__, items] + [
+            [key, describe(value, seen)] for key, value in sorted(state.items())]
     kind = type(obj).__name__
     if obj is None or isinstance(obj, (bool, int)):
         return [kind, obj if not isinstance(obj, int) or abs(obj) < 2 ** 53
