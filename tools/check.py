@@ -33,6 +33,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from . import test as test_verb
 from . import basestore, news
 from .apply import apply_series
 from .base import no_base_message
@@ -41,7 +42,8 @@ from .errors import Failure, UsageError
 from .gitutil import git_out
 from .series import Series
 
-TESTS = ["test_pickle", "test_pickletools", "test_picklebuffer"]
+# Every prefix is a full build: the core tests run too.
+TESTS = test_verb.TESTS + test_verb.CORE_TESTS
 DOCS_REQUIREMENTS = {"3.7": "requirements/docs-py37.txt"}
 # What setup.py prints when an extension module of the tree did not build
 # or did not import; make itself succeeds all the same.

@@ -1,6 +1,8 @@
 """Run CPython's pickle tests (regrtest) on the patched interpreter.
 
-  test                  test_pickle, test_pickletools and test_picklebuffer
+  test                  test_pickle, test_pickletools and test_picklebuffer,
+                        and on a full build the tests of the core types
+                        the series changes (test_bytes, test_memoryview)
   test --bigmem SIZE    also run the bigmem tests that fit in SIZE (-M SIZE)
   test --refleaks       run them with -R 3:3 on the --with-pydebug build,
                         building it first when there is none
@@ -18,6 +20,9 @@ from .errors import Failure, UsageError
 from .which import interpreter
 
 TESTS = ["test_pickle", "test_pickletools", "test_picklebuffer"]
+# The series also changes bytearray and memoryview in the core, which only
+# a full build compiles: an overlay keeps the installed interpreter's.
+CORE_TESTS = ["test_bytes", "test_memoryview"]
 
 
 def add_arguments(parser):
@@ -25,9 +30,10 @@ def add_arguments(parser):
                         help="memory limit for bigmem tests, e.g. 4G or 8G")
     parser.add_argument("--refleaks", action="store_true",
                         help="hunt reference leaks (-R 3:3) on a debug build")
-    parser.add_argument("--tests", nargs="+", default=TESTS, metavar="TEST",
-                        help="regrtest modules to run (default: %s)"
-                             % " ".join(TESTS))
+    parser.add_argument("--tests", nargs="+", metavar="TEST",
+                        help="regrtest modules to run (default: %s, and %s "
+                             "on a full build)" % (" ".join(TESTS),
+                                                   " ".join(CORE_TESTS)))
     parser.add_argument("regrtest_args", nargs="*", metavar="ARGS",
                         help="further regrtest arguments, after --")
 
@@ -49,9 +55,18 @@ def run(ws, line, args):
         command += ["-M", parse_size(args.bigmem)]
     if args.refleaks:
         command += ["-R", "3:3"]
-    command += list(args.regrtest_args) + list(args.tests)
+    tests = args.tests
+    if tests is None:
+        tests = TESTS + (CORE_TESTS if record["mode"] == "full" else [])
+    command += list(args.regrtest_args) + list(tests)
     print("running: " + " ".join(command), flush=True)
     proc = subprocess.run(command)
+    if args.tests is None and record["mode"] != "full":
+        print("SKIPPED: %s: the series' changes to bytearray and memoryview "
+              "are in the core, which an %s build does not compile. Import a "
+              "source tree and rebuild to run them: python3 -m tools base "
+              "import PATH && python3 -m tools build"
+              % (", ".join(CORE_TESTS), record["mode"]))
     if not record["c_accelerator"]:
         print("SKIPPED: the tests of the C implementation (C pickler classes, "
               "_pickle refleak checks): this %s build of CPython %s has no C "
