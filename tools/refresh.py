@@ -31,7 +31,7 @@ def run(ws, line, args):
     changed = refresh(ws, line)
     if changed:
         for item in changed:
-            print("wrote " + item)
+            print(item if item.startswith("removed ") else "wrote " + item)
     else:
         print("patches/%s is up to date with %s" % (line.name, ws.src_dir(line)))
     return 0
