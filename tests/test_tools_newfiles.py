@@ -233,3 +233,21 @@ def test_conversion_old_apply_then_new_refresh(synthetic, tmp_path):
     proc = run_tools("refresh", workspace=ws, cache=cache, check=0)
     assert "up to date" in proc.stdout
     assert snapshot(ws / "patches") == converted
+
+
+@pytest.mark.parametrize("name", ["3.7", "3.13"])
+def test_real_series_git_am_gives_the_tree_of_apply(name, tmp_path):
+    """The real series: copies agree, and git am on the pristine imported
+    base gives the tree of tools apply."""
+    from tools import basestore, newfiles
+    from tools.workspace import LINES, Workspace
+    ws, line = Workspace(), LINES[name]
+    base = basestore.load(ws, line, "source")
+    if base is None or base.version != line.reference:
+        pytest.skip("no CPython %s source base imported (python3 -m tools "
+                    "base download --base %s)" % (line.reference, name))
+    assert newfiles.copy_problems(ws, line) == []
+    said = []
+    tree = newfiles.git_am_identity(ws, line, work=tmp_path / "am",
+                                    out=said.append)
+    assert len(tree) == 40 and "gives the tree of `tools apply`" in said[0]

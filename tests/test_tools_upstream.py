@@ -254,13 +254,15 @@ def test_real_series_onto_the_imported_base(tmp_path):
     series = Series.load(REPO / "patches" / "3.7")
     subjects = log(clone, "main..zerocopy", "%s")
     assert subjects == [p.header()["subject"] for p in reversed(series.patches)]
-    # Every file the series adds is in the branch, as in new-files/3.7/.
-    added = [path for patch in series.patches for path in patch.adds()]
-    assert "Objects/picklebufobject.c" in added
-    for path in added:
+    # Every file the series adds is in the commit of the patch that adds
+    # it, as in new-files/3.7/.
+    added = [(number, path) for number, patch in enumerate(series.patches)
+             for path in patch.adds()]
+    assert "Objects/picklebufobject.c" in [path for _, path in added]
+    for number, path in added:
         shown = subprocess.run(["git", "-C", str(clone), "show",
-                                "zerocopy~%d:%s" % (len(series.patches) - 1,
-                                                    path)],
+                                "zerocopy~%d:%s" % (len(series.patches) - 1
+                                                    - number, path)],
                                stdout=subprocess.PIPE)
         assert shown.stdout == (REPO / "new-files" / "3.7" / path
                                 ).read_bytes(), path
