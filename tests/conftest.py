@@ -86,14 +86,16 @@ def git(repo, *args, **kwargs):
 
 
 def format_patch(tree, edits, subject, body, adds=None, number=1):
-    """Make a format-patch file of EDITS ({path: new text}) to TREE."""
+    """Make a format-patch file of EDITS ({path: new text}) to TREE; ADDS
+    ({path: text}) are files the patch adds, carried by the patch."""
     repo = Path(str(tree) + "-patchrepo")
     if not repo.exists():
         subprocess.run(["cp", "-a", str(tree), str(repo)], check=True)
         git(repo, "init", "-q")
         git(repo, "add", "-A")
         git(repo, "commit", "-qm", "base")
-    for path, text in edits.items():
+    for path, text in dict(edits, **(adds or {})).items():
+        Path(repo, path).parent.mkdir(parents=True, exist_ok=True)
         Path(repo, path).write_text(text)
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", subject + "\n\n" + body)
@@ -101,30 +103,41 @@ def format_patch(tree, edits, subject, body, adds=None, number=1):
                "--no-signature", "--start-number", str(number))
 
 
+def write_copies(ws, adds, line="3.7"):
+    """The copies of added files that `tools refresh` keeps in new-files/."""
+    for path, text in adds.items():
+        target = Path(ws, "new-files", line, path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+
 @pytest.fixture
 def synthetic(tmp_path):
-    """A workspace with a two-patch series against a stand-in 3.7.3 tree."""
+    """A workspace with a two-patch series against a stand-in 3.7.3 tree;
+    the first patch adds a NEWS entry."""
     tree = make_source_tree(tmp_path / "cpython")
     ws = tmp_path / "ws"
     series_dir = ws / "patches" / "3.7"
     series_dir.mkdir(parents=True)
+    news = "Misc/NEWS.d/next/Library/2026-01-01-00-00-00.bpo-1.abcdef.rst"
+    adds = {news: "Protocol 5 is the highest protocol.\n"}
     first = format_patch(tree, {"Lib/pickle.py": PICKLE_PY.replace(
         "HIGHEST_PROTOCOL = 4", "HIGHEST_PROTOCOL = 5")},
-        "bpo-1: Raise the highest protocol", "Protocol 5 exists now.")
+        "bpo-1: Raise the highest protocol", "Protocol 5 exists now.",
+        adds=adds)
     second = format_patch(tree, {"Modules/_pickle.c": PICKLE_C.replace(
         "= 4;", "= 5;")}, "bpo-2: Teach the accelerator protocol 5",
         "The C side follows.", number=2)
     (series_dir / "0001-bpo-1-Raise-the-highest-protocol.patch").write_text(first)
     (series_dir / "0002-bpo-2-Teach-the-accelerator-protocol-5.patch"
      ).write_text(second)
-    news = "Misc/NEWS.d/next/Library/2026-01-01-00-00-00.bpo-1.abcdef.rst"
-    Path(ws, news).parent.mkdir(parents=True)
-    Path(ws, news).write_text("Protocol 5 is the highest protocol.\n")
+    write_copies(ws, adds)
     (series_dir / "series").write_text(
-        "0001-bpo-1-Raise-the-highest-protocol.patch\n    %s\n"
-        "0002-bpo-2-Teach-the-accelerator-protocol-5.patch\n" % news)
+        "0001-bpo-1-Raise-the-highest-protocol.patch\n"
+        "0002-bpo-2-Teach-the-accelerator-protocol-5.patch\n")
     return {"tree": tree, "ws": ws, "cache": tmp_path / "cache",
-            "tmp": tmp_path, "news": news}
+            "tmp": tmp_path, "news": news,
+            "news_copy": "new-files/3.7/" + news}
 
 
 # -- the patched interpreters -------------------------------------------------

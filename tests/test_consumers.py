@@ -12,7 +12,10 @@ hash of the pins and the interpreter (re-runs take seconds):
 - tests/consumers/dask_spill.py: a dask.distributed LocalCluster of two
   worker processes on 127.0.0.1 moves a large user object from one worker
   to the other at protocol 5 and spills it to disk, and the workers' peak
-  RSS is bounded.  CONSUMERS_DASK_MIB sets the payload (512 by default).
+  RSS is bounded; once with a payload of an importable class (plain
+  pickle: every build), once with a class of __main__ and a lambda
+  (cloudpickle: the C Pickler only), and once the latter on stock 3.7 with
+  pickle5.  CONSUMERS_DASK_MIB sets the payload (512 by default).
 
 Measurements go to build/consumers/results.json and into pytest's warnings
 summary.  What cannot run here is skipped with the reason and the command
@@ -179,7 +182,17 @@ class ConsumerVenv:
         self.ready.write_text(json.dumps({
             "python": str(self.base_python), "freeze": freeze,
             "seconds": time.perf_counter() - started}, indent=2))
+        self.prune()
         return self
+
+    def prune(self):
+        """Remove the venvs of this interpreter that this one replaces."""
+        for other in CACHE.glob("venv-*"):
+            ready = other / "ready.json"
+            if other == self.root or not ready.exists():
+                continue
+            if json.loads(ready.read_text())["python"] == str(self.base_python):
+                shutil.rmtree(str(other))
 
     def probe(self):
         out = run([self.python, HELPERS / "probe.py"], "probe.py")
@@ -330,12 +343,12 @@ def test_cloudpickle_suite_on_patched_c_pickler(patched_venv, tmp_path):
     check_suite(result)
 
 
-def run_dask(venv, mode, tmp_path):
+def run_dask(venv, mode, tmp_path, *options):
     out = tmp_path / "dask.json"
     started = time.perf_counter()
     proc = subprocess.run(
         [str(venv.python), str(HELPERS / "dask_spill.py"), "--size-mib",
-         str(DASK_MIB), "--mode", mode, "--out", str(out)],
+         str(DASK_MIB), "--mode", mode, "--out", str(out)] + list(options),
         cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, timeout=900)
     seconds = time.perf_counter() - started
@@ -371,16 +384,22 @@ def dask_summary(results):
     return "; ".join(parts)
 
 
-def test_dask_moves_and_spills_without_copies(patched_venv, tmp_path):
-    record, venv, probe = patched_venv
-    proc, results = run_dask(venv, "patched", tmp_path)
-    record_result("dask, patched %s %s" % (record["base_version"],
-                                           record["mode"]), results)
-    announce("dask %s on the patched %s (%s)" % (
-        results.get("versions", {}).get("distributed"),
-        record["base_version"], record["mode"]), dask_summary(results))
+def check_dask(proc, results, name):
+    record_result(name, results)
+    announce(name, dask_summary(results))
     assert proc.returncode == 0 and results["ok"], \
         results.get("error") or proc.stdout[-4000:]
+
+
+def test_dask_moves_and_spills_without_copies(patched_venv, tmp_path):
+    """A payload of an importable class: distributed's plain pickle path,
+    which every build has (the C Pickler, or the Python one of an overlay
+    build)."""
+    record, venv, probe = patched_venv
+    proc, results = run_dask(venv, "patched", tmp_path, "--no-lambda")
+    check_dask(proc, results, "dask %s, importable payload, on the patched "
+               "%s (%s)" % (results.get("versions", {}).get("distributed"),
+                            record["base_version"], record["mode"]))
     pickler = results["pickle_path_on_A"]["pickler"]
     if record["c_accelerator"]:
         assert pickler == "_pickle.Pickler", pickler
@@ -388,13 +407,31 @@ def test_dask_moves_and_spills_without_copies(patched_venv, tmp_path):
         assert pickler == "pickle._Pickler", pickler
 
 
-def test_dask_on_backport(backport_venv, tmp_path):
-    """The same scenario on stock 3.7 with pickle5, for comparison."""
+def test_dask_with_cloudpickle(patched_venv, tmp_path):
+    """A payload of a class of __main__ and a lambda: cloudpickle's path."""
+    record, venv, probe = patched_venv
+    if not record["c_accelerator"]:
+        loud_skip("dask with cloudpickle (a payload class of __main__ and "
+                  "submit(lambda)): this %s build has no C _pickle, and "
+                  "cloudpickle %s at protocol 5 needs it (on the pure-Python "
+                  "Pickler its class attribute `dispatch` hides the "
+                  "pickler's own: \"TypeError: can't pickle function "
+                  "objects\"); %s enables it"
+                  % (record["mode"], probe["cloudpickle"],
+                     FULL_BUILD_COMMAND))
+    proc, results = run_dask(venv, "patched", tmp_path, "--by-value")
+    check_dask(proc, results, "dask %s, payload by value and a lambda, on the "
+               "patched %s (%s)" % (
+                   results.get("versions", {}).get("distributed"),
+                   record["base_version"], record["mode"]))
+    assert results["pickle_path_on_A"]["pickler"] == "_pickle.Pickler"
+
+
+def test_dask_with_cloudpickle_on_backport(backport_venv, tmp_path):
+    """The same on stock 3.7 with pickle5, for comparison."""
     python, venv, probe = backport_venv
-    proc, results = run_dask(venv, "backport", tmp_path)
-    record_result("dask, stock %s + pickle5" % probe["python"], results)
-    announce("dask %s on stock %s + pickle5" % (
-        results.get("versions", {}).get("distributed"), probe["python"]),
-        dask_summary(results))
-    assert proc.returncode == 0 and results["ok"], \
-        results.get("error") or proc.stdout[-4000:]
+    proc, results = run_dask(venv, "backport", tmp_path, "--by-value")
+    check_dask(proc, results, "dask %s, payload by value and a lambda, on "
+               "stock %s + pickle5" % (
+                   results.get("versions", {}).get("distributed"),
+                   probe["python"]))

@@ -83,7 +83,7 @@ def test_not_a_patch(applied):
 
 
 def test_missing_added_file(applied):
-    (applied["ws"] / applied["news"]).unlink()
+    (applied["ws"] / applied["news_copy"]).unlink()
     proc = run_tools("apply", workspace=applied["ws"], cache=applied["cache"])
     assert_clean_error(proc, 2, "the workspace has no such file")
 
@@ -109,7 +109,7 @@ def test_apply_refuses_to_lose_edits(applied):
 def test_refresh_without_edits_changes_nothing(applied):
     ws = applied["ws"]
     before = {p: p.read_bytes() for p in (ws / "patches" / "3.7").iterdir()}
-    news_before = (ws / applied["news"]).read_bytes()
+    news_before = (ws / applied["news_copy"]).read_bytes()
     run_tools("refresh", workspace=ws, cache=applied["cache"], check=0)
     first = {p: p.read_bytes() for p in (ws / "patches" / "3.7").iterdir()}
     proc = run_tools("refresh", workspace=ws, cache=applied["cache"], check=0)
@@ -117,7 +117,7 @@ def test_refresh_without_edits_changes_nothing(applied):
     after = {p: p.read_bytes() for p in (ws / "patches" / "3.7").iterdir()}
     assert first == after
     assert set(first) == set(before)
-    assert (ws / applied["news"]).read_bytes() == news_before
+    assert (ws / applied["news_copy"]).read_bytes() == news_before
     # The refreshed series still applies to the same tree.
     tree = git(applied["src"], "rev-parse", "HEAD^{tree}")
     run_tools("apply", "--force", workspace=ws, cache=applied["cache"], check=0)
@@ -153,12 +153,21 @@ def test_refresh_adds_a_patch_with_a_new_file(applied):
     proc = run_tools("refresh", workspace=ws, cache=applied["cache"], check=0)
     assert "0003-bpo-3-Default-to-protocol-4.patch" in proc.stdout
     series = (ws / "patches" / "3.7" / "series").read_text()
-    assert "0003-bpo-3-Default-to-protocol-4.patch\n    Lib/test/test_new.py\n" \
-        in series
-    assert (ws / "Lib" / "test" / "test_new.py").read_text() == "assert True\n"
+    # The series only lists the patch; the patch carries the file it adds
+    # (diffstat and diff), and new-files/3.7/ holds a copy of it.
+    assert series.endswith("0002-bpo-2-Teach-the-accelerator-protocol-5.patch"
+                           "\n0003-bpo-3-Default-to-protocol-4.patch\n")
+    assert "Lib/test/test_new.py" not in series
+    assert (ws / "new-files" / "3.7" / "Lib" / "test" / "test_new.py"
+            ).read_text() == "assert True\n"
+    assert not (ws / "Lib").exists()
     patch = (ws / "patches" / "3.7" /
              "0003-bpo-3-Default-to-protocol-4.patch").read_text()
-    assert "test_new.py" not in patch.split("\n---\n", 1)[1]
+    stat, diff = patch.split("\n---\n", 1)[1].split("\ndiff --git ", 1)
+    assert " Lib/test/test_new.py | 1 +" in stat
+    assert "2 files changed, 2 insertions(+), 1 deletion(-)" in stat
+    assert "create mode 100644 Lib/test/test_new.py" in stat
+    assert "+++ b/Lib/test/test_new.py\n@@ -0,0 +1 @@\n+assert True\n" in diff
 
 
 def test_refresh_refuses_uncommitted_edits(applied):

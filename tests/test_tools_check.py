@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (PICKLE_C, PICKLE_PY, assert_clean_error, format_patch,
-                      make_source_tree, run_tools)
+                      make_source_tree, run_tools, write_copies)
 
 CONFIGURE = textwrap.dedent('''\
     #!/bin/sh
@@ -114,31 +114,27 @@ GOOD_PATCHES = [
 
 def make_workspace(tmp_path, patches=GOOD_PATCHES, tree=None):
     """A workspace whose series is PATCHES, each dict with subject, body,
-    edits ({path: full new text}), and optionally adds ({path: text}, kept
-    in the workspace), news (text of its NEWS entry; None for none) and
-    news_name (the entry's path)."""
+    edits ({path: full new text}), and optionally adds ({path: text}, files
+    the patch adds, copied to new-files/3.7/), news (text of its NEWS entry;
+    None for none) and news_name (the entry's path)."""
     tree = tree or buildable_tree(tmp_path / "cpython")
     ws = tmp_path / "ws"
     series_dir = ws / "patches" / "3.7"
     series_dir.mkdir(parents=True)
     lines = []
     for number, spec in enumerate(patches, 1):
-        text = format_patch(tree, spec["edits"], spec["subject"], spec["body"],
-                            number=number)
-        slug = spec["subject"].replace(":", "").replace(" ", "-")
-        name = "%04d-%s.patch" % (number, slug)
-        (series_dir / name).write_text(text)
-        lines.append(name + "\n")
         adds = dict(spec.get("adds", {}))
         entry = spec.get("news", "Say what changed for users, issue %d."
                          % number)
         if entry is not None:
             adds[spec.get("news_name", news_path(number))] = entry + "\n"
-        for path, content in adds.items():
-            target = ws / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content)
-            lines.append("    %s\n" % path)
+        text = format_patch(tree, spec["edits"], spec["subject"], spec["body"],
+                            adds=adds, number=number)
+        slug = spec["subject"].replace(":", "").replace(" ", "-")
+        name = "%04d-%s.patch" % (number, slug)
+        (series_dir / name).write_text(text)
+        lines.append(name + "\n")
+        write_copies(ws, adds)
     (series_dir / "series").write_text("".join(lines))
     return {"tree": tree, "ws": ws, "cache": tmp_path / "cache",
             "series_dir": series_dir}

@@ -103,8 +103,7 @@ def test_missing_news(tmp_path, tree):
     assert proc.returncode == 1
     assert fail_lines(proc) == [
         "FAIL   news       no NEWS entry: add one with `blurb add` "
-        "(Misc/NEWS.d/next/<Section>/...rst) and name it under the patch in "
-        "the series file"]
+        "(Misc/NEWS.d/next/<Section>/...rst) and commit it with the patch"]
     assert "0002-bpo-2-Teach-the-accelerator-protocol-5.patch" in proc.stderr
 
 
@@ -151,17 +150,17 @@ def test_placeholder_issue(tmp_path, tree):
 
 
 def test_placeholder_news_entry(tmp_path, tree):
-    # A plain heading is fine, but a NEWS entry named for the stand-in
-    # issue 999999 still waits for the real issue.
+    # A plain heading is fine, but a NEWS entry named for the placeholder
+    # issue (bpo-0, tools/news.py) still waits for the real issue.
     spec = with_second(tmp_path, tree, subject="pickle: teach the accelerator "
                        "protocol 5", news_name="Misc/NEWS.d/next/Library/"
-                       "2026-01-02-00-00-00.gh-issue-999999.abc002.rst")
+                       "2026-01-02-00-00-00.bpo-0.abc002.rst")
     proc = patchcheck(spec)
     assert proc.returncode == 1, proc.stdout
     failing = fail_lines(proc)
     assert len(failing) == 1, proc.stdout
     assert failing[0].startswith("FAIL   issue")
-    assert "gh-issue-999999" in failing[0]
+    assert ".bpo-0." in failing[0] and "(bpo-0)" in failing[0]
     proc = patchcheck(spec, "--waive", "0002:issue")
     assert proc.returncode == 0, proc.stdout
 
@@ -289,9 +288,9 @@ def test_compiler_warnings_of_the_check_build(tmp_path, tree, blurb_installed):
     assert "1 compiler warning(s) in the series' files" in proc.stdout
     assert "protocol 5 is new" in proc.stdout
     # A record of an older state of the series is not used.
-    news = spec["ws"] / "Misc" / "NEWS.d" / "next" / "Library"
-    entry = sorted(news.iterdir())[0]
-    entry.write_text(entry.read_text() + "More words.\n")
+    patch = sorted(spec["series_dir"].glob("0001-*.patch"))[0]
+    patch.write_text(patch.read_text().replace("pickle must offer it.",
+                                               "pickle must offer it now."))
     proc = patchcheck(spec)
     assert "SKIPPED compiler warnings" in proc.stdout
 
@@ -343,7 +342,48 @@ def test_c_style_hook(tmp_path):
 def test_c_style_of_the_workspace_files():
     from conftest import REPO
     from tools.cstyle import main
-    files = [REPO / "Objects" / "picklebufobject.c",
-             REPO / "Include" / "picklebufobject.h"]
+    files = [REPO / "new-files" / "3.7" / "Objects" / "picklebufobject.c",
+             REPO / "new-files" / "3.7" / "Include" / "picklebufobject.h"]
+    assert all(p.exists() for p in files)
     files += sorted((REPO / "interpreter" / "3.7" / "overlay").glob("*.[ch]"))
     assert main([str(p) for p in files if p.exists()]) == 0
+
+
+def test_placeholder_subject_and_entry_pass_blurb(tmp_path, tree,
+                                                  blurb_installed):
+    """The one placeholder spelling: patchcheck holds both the subject and
+    the NEWS entry as not ready, and blurb reads the entry all the same."""
+    from tools import news
+    assert news.PLACEHOLDER == "bpo-0"
+    spec = with_second(tmp_path, tree, subject="bpo-0: pickle: teach the "
+                       "accelerator protocol 5", news_name="Misc/NEWS.d/next/"
+                       "Library/2026-01-02-00-00-00.bpo-0.abc002.rst")
+    proc = patchcheck(spec)
+    assert proc.returncode == 1, proc.stdout
+    failing = fail_lines(proc)
+    assert len(failing) == 2, proc.stdout
+    assert all(line.startswith("FAIL   issue") for line in failing)
+    assert "placeholder 'bpo-0'" in failing[0]
+    # Accepted by blurb, about the same (placeholder) issue as the subject.
+    assert "ok     news       Misc/NEWS.d/next/Library/2026-01-02-00-00-00." \
+        "bpo-0.abc002.rst (blurb: Library, bpo-0)" in proc.stdout
+    proc = patchcheck(spec, "--waive", "0002:issue")
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_copies_check(tmp_path, tree):
+    spec = make_workspace(tmp_path, tree=tree)
+    proc = patchcheck(spec)
+    assert "ok     copies     new-files/3.7 holds exactly the 4 file(s) the " \
+        "patches add" in proc.stdout
+    copy = spec["ws"] / "new-files" / "3.7" / "Lib" / "test" / \
+        "test_picklebuffer.py"
+    copy.write_text("edited\n")
+    proc = patchcheck(spec)
+    assert proc.returncode == 1
+    assert fail_lines(proc) == [
+        "FAIL   copies     new-files/3.7/Lib/test/test_picklebuffer.py differs "
+        "from the file 0003-bpo-3-Default-to-protocol-4.patch adds: a copy is "
+        "not the source; edit it in build/3.7/src, commit, and run `python3 -m "
+        "tools refresh` (or undo the edit with `git checkout -- "
+        "new-files/3.7/Lib/test/test_picklebuffer.py`)"]

@@ -162,6 +162,57 @@ def test_a_patch_that_does_not_apply_is_named(setup):
     assert git(clone, "status", "--porcelain") == ""
 
 
+def test_onto_main_where_upstream_moved_on(setup):
+    """A feature goes onto main: the series is rebased onto main's newer
+    commits, which move the context of its hunks."""
+    clone = setup["clone"]
+    base = git(clone, "rev-parse", "HEAD").strip()
+    git(clone, "checkout", "-q", "-b", "3.7")
+    pickle_py = Path(clone, "Lib", "pickle.py")
+    pickle_py.write_text('"""Moved on upstream."""\n\n' + pickle_py.read_text())
+    pickle_c = Path(clone, "Modules", "_pickle.c")
+    pickle_c.write_text("#include <stddef.h>\n" + pickle_c.read_text())
+    git(clone, "commit", "-qam", "Upstream work on main")
+    git(clone, "branch", "-q", "-f", "main", "HEAD")
+    git(clone, "checkout", "-q", base)
+    proc = upstream(setup, "--onto", "main")
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    main = git(clone, "rev-parse", "main").strip()
+    assert "on main (%s)" % main[:12] in proc.stdout
+    for count, name in enumerate(BRANCHES, 1):
+        assert git(clone, "merge-base", "main", name).strip() == main
+        assert len(log(clone, "main.." + name)) == count
+    last = git(clone, "show", BRANCHES[-1] + ":Lib/pickle.py")
+    assert last.startswith('"""Moved on upstream."""')
+    assert "HIGHEST_PROTOCOL = 5" in last and "DEFAULT_PROTOCOL = 4" in last
+    last_c = git(clone, "show", BRANCHES[-1] + ":Modules/_pickle.c")
+    assert last_c.startswith("#include <stddef.h>\n")
+    assert "static int highest_protocol = 5;" in last_c
+    assert git(clone, "rev-parse", "HEAD").strip() == base
+
+
+def test_onto_main_names_the_conflicting_patch_and_hunk(setup):
+    clone = setup["clone"]
+    pickle_c = Path(clone, "Modules", "_pickle.c")
+    pickle_c.write_text(pickle_c.read_text().replace("= 4;", "= 6;"))
+    git(clone, "commit", "-qam", "Upstream changes the same line")
+    main = git(clone, "rev-parse", "main").strip()
+    proc = upstream(setup, "--onto", "main")
+    assert_clean_error(proc, 1, "0002-bpo-2-Teach-the-accelerator-protocol-"
+                       "5.patch does not apply onto main (%s): hunk #1 of "
+                       "Modules/_pickle.c (at line 1) conflicts, in a 3-way "
+                       "merge too" % main[:12])
+    # The clone is left as it was: no branch, no work tree, no am or
+    # rebase in progress, nothing modified.
+    assert git(clone, "branch", "--format=%(refname:short)").split() == ["main"]
+    assert len(git(clone, "worktree", "list").splitlines()) == 1
+    assert git(clone, "status", "--porcelain") == ""
+    git_dir = Path(git(clone, "rev-parse", "--absolute-git-dir").strip())
+    assert not (git_dir / "rebase-apply").exists()
+    assert not (git_dir / "worktrees").exists() or \
+        not any((git_dir / "worktrees").iterdir())
+
+
 def test_branch_names_from_subjects():
     from tools.upstream import branch_name
     taken = set()
@@ -175,6 +226,8 @@ def test_branch_names_from_subjects():
                        taken) == "pickle-write-large-str"
     assert branch_name("gh-NNNNN: pickle: write large str", taken) == \
         "pickle-write-large-str-2"
+    assert branch_name("bpo-0: pickle: write large str", taken) == \
+        "pickle-write-large-str-3"
     # Two patches of one issue with the same words still get two names.
     assert branch_name("bpo-36785: Add the PickleBuffer type", taken) == \
         "bpo-36785-pickle-buffer-type-2"
@@ -201,27 +254,35 @@ def test_real_series_onto_the_imported_base(tmp_path):
     series = Series.load(REPO / "patches" / "3.7")
     subjects = log(clone, "main..zerocopy", "%s")
     assert subjects == [p.header()["subject"] for p in reversed(series.patches)]
-    # Every file the series adds is in the branch, as in the workspace.
-    for path in series.added_files():
+    # Every file the series adds is in the commit of the patch that adds
+    # it, as in new-files/3.7/.
+    added = [(number, path) for number, patch in enumerate(series.patches)
+             for path in patch.adds()]
+    assert "Objects/picklebufobject.c" in [path for _, path in added]
+    for number, path in added:
         shown = subprocess.run(["git", "-C", str(clone), "show",
-                                "zerocopy:" + path], stdout=subprocess.PIPE)
-        assert shown.stdout == (REPO / path).read_bytes(), path
+                                "zerocopy~%d:%s" % (len(series.patches) - 1
+                                                    - number, path)],
+                               stdout=subprocess.PIPE)
+        assert shown.stdout == (REPO / "new-files" / "3.7" / path
+                                ).read_bytes(), path
 
 
 def test_placeholder_issue_and_upstream_todo(tmp_path):
-    """A patch of our own (no issue yet) that removes an upstream TODO: the
-    report names the TODO where it still stands, refuses to call the branch
-    ready, and --gh-issue fills the number into subject and NEWS entry."""
+    """A patch of our own (no issue yet: the placeholder bpo-0) that removes
+    an upstream TODO: the report names the TODO where it still stands,
+    refuses to call the branch ready, and --gh-issue fills the number into
+    subject and NEWS entry."""
     from test_tools_check import PICKLE_C, buildable_tree
     tree = buildable_tree(tmp_path / "cpython")
     (tree / "Modules" / "_pickle.c").write_text(
         PICKLE_C + "/* TODO: avoid the copy of large payloads. */\n")
     spec = make_workspace(tmp_path, tree=tree, patches=[{
-        "subject": "gh-NNNNN: pickle: Avoid the copy of large payloads",
+        "subject": "bpo-0: pickle: Avoid the copy of large payloads",
         "body": "Large payloads no longer go through a temporary.",
         "edits": {"Modules/_pickle.c": PICKLE_C},
         "news_name": "Misc/NEWS.d/next/Library/"
-                     "2026-01-01-00-00-00.gh-issue-999999.abc001.rst"}])
+                     "2026-01-01-00-00-00.bpo-0.abc001.rst"}])
     clone = make_clone(spec["tree"], tmp_path / "clone")
     proc = run_tools("upstream", clone, "--compare", "main",
                      workspace=spec["ws"], cache=spec["cache"])
@@ -230,6 +291,8 @@ def test_placeholder_issue_and_upstream_todo(tmp_path):
         in proc.stdout, proc.stdout
     assert "main (" in proc.stdout and "the series applies" in proc.stdout
     assert "NOT READY" in proc.stdout and "--gh-issue N" in proc.stdout
+    assert "placeholder issue number (bpo-0)" in proc.stdout
+    assert "  pickle-avoid-copy-large  " in proc.stdout
     proc = run_tools("upstream", clone, "--gh-issue", "123456", "--force",
                      workspace=spec["ws"], cache=spec["cache"])
     assert proc.returncode == 0, proc.stderr

@@ -11,11 +11,10 @@ incremental build after a one-line patch edit recompiles one file.
 """
 
 import json
-import os
 import re
 from pathlib import Path
 
-from . import basestore
+from . import basestore, newfiles
 from .base import no_base_message
 from .errors import Failure, UsageError
 from .gitutil import git, git_out, require_program
@@ -150,6 +149,10 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
     series = Series.load(ws.series_dir(line))
     patches = series.patches[:upto] if upto is not None else series.patches
     scratch = src is not None
+    if not scratch:
+        # The copies in new-files/<line>/ are written from the commits: one
+        # edited by hand would be lost, so say so rather than ignore it.
+        newfiles.require_copies_agree(ws, line, series)
     if scratch:
         src = Path(src)
         if (src / ".git").exists():
@@ -181,6 +184,10 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
             header = patch.header()
             excludes = []
             if base_files is not None:
+                # An installed base lacks the C sources: leave out the
+                # hunks of files it lacks, but never the files the series
+                # adds (nor later changes to them).
+                base_files.update(patch.adds())
                 excludes = [p for p in patch.touched_files() if p not in base_files]
                 if excludes:
                     skipped[patch.name] = excludes
@@ -203,8 +210,6 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
                 if proc.returncode != 0:
                     raise Failure(explain_apply_error(patch, text, proc.stderr,
                                                       base_label))
-            for path in patch.adds:
-                add_file(src, ws.root, path, env, patch)
             tree = git_out(src, "write-tree", env=env)
             parent = git_out(
                 src, "commit-tree", tree, "-p", parent, "-F", "-",
@@ -235,23 +240,12 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
         "skipped": skipped,
         "fuzzed": fuzzed,
         "patches": {p.name: basestore.sha256_file(p.path) for p in patches},
-        "added": {path: basestore.sha256_file(ws.root / path)
-                  for p in patches for path in p.adds},
+        # The copies of the added files, as they were when applied.
+        "added": newfiles.copy_hashes(ws, line, series),
     }
     (ws.build_dir(line) / "applied.json").write_text(
         json.dumps(record, indent=2, sort_keys=True) + "\n")
     return result
-
-
-def add_file(src, root, path, env, patch):
-    source = root / path
-    if not source.is_file():
-        raise UsageError("%s adds %s, but the workspace has no such file"
-                         % (patch.name, path))
-    blob = git_out(src, "hash-object", "-w", "--", str(source))
-    mode = "100755" if os.access(source, os.X_OK) else "100644"
-    git(src, "update-index", "--add", "--cacheinfo",
-        "%s,%s,%s" % (mode, blob, path), env=env)
 
 
 def ensure_applied(ws, line, out=print):
@@ -265,9 +259,7 @@ def ensure_applied(ws, line, out=print):
                and record.get("base") == base.record.get("imported")
                and record.get("patches") == {
                    p.name: basestore.sha256_file(p.path) for p in series.patches}
-               and record.get("added") == {
-                   path: basestore.sha256_file(ws.root / path)
-                   for path in series.added_files()}
+               and record.get("added") == newfiles.copy_hashes(ws, line, series)
                and (ws.src_dir(line) / ".git").exists())
     if current:
         head = git_out(ws.src_dir(line), "rev-parse", "HEAD")

@@ -359,14 +359,17 @@ def build_overlay(ws, line, logs, out):
     log.write_text("")
     notes = []
     module = dynload / ("_picklebuffer" + cfg["EXT_SUFFIX"])
-    compile_extension(cfg, [ws.root / "Objects" / "picklebufobject.c",
+    # The series' own C type, from the copies of the files it adds (their
+    # headers, and not the base's, are the include directory).
+    added = ws.new_files_dir(line)
+    compile_extension(cfg, [added / "Objects" / "picklebufobject.c",
                             overlay_dir / "_picklebuffermodule.c"],
-                      [ws.root / "Include"], module, log)
+                      [added / "Include"], module, log)
     installed_now.append(str(module.relative_to(overlay)))
     stock_pickle = dynload / ("_pickle" + cfg["EXT_SUFFIX"])
     if with_c:
         compile_extension(cfg, [src / "Modules" / "_pickle.c"],
-                          [ws.root / "Include", src / "Modules"], stock_pickle,
+                          [added / "Include", src / "Modules"], stock_pickle,
                           log, force_include=overlay_dir / "picklebuffer_api.h")
         installed_now.append(str(stock_pickle.relative_to(overlay)))
     elif stock_pickle.exists():

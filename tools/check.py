@@ -1,8 +1,11 @@
 """Check that every prefix of the series builds and passes the pickle tests.
 
-  check            first the static checks of every patch: a NEWS entry
-                   (Misc/NEWS.d/next/<Section>/<file>.rst among the files it
-                   adds) that blurb's own parser accepts.  Then, for each
+  check            first the static checks: every patch adds a NEWS entry
+                   (Misc/NEWS.d/next/<Section>/<file>.rst) that blurb's own
+                   parser accepts; new-files/<line>/ holds exactly the files
+                   the patches add; and, with the source base of the release
+                   the series is written against, `git am` of the patches on
+                   the pristine base gives the tree of `tools apply`.  Then, for each
                    prefix (0001, 0001..0002, ..., the whole series): apply it
                    in build/<line>/check/src, build it out of tree in
                    build/<line>/check/obj, incrementally from prefix to
@@ -33,8 +36,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from . import basestore, newfiles, news
 from . import test as test_verb
-from . import basestore, news
 from .apply import apply_series
 from .base import no_base_message
 from .build import configure_and_make, count_warnings, run_logged
@@ -76,20 +79,50 @@ def base_option(line):
 
 # -- static checks ------------------------------------------------------------
 
-def static_checks(ws, series, out):
-    """NEWS entry per patch, validated by blurb; the names of failing patches."""
+def static_checks(ws, line, series, out):
+    """NEWS entry per patch, validated by blurb, the copies of the added
+    files, and git am of the series; the failures, as one-line texts."""
     parser = news.require_blurb("to validate the NEWS entries of the series")
     out("static checks (blurb %s):" % parser[2])
+    with newfiles.extracted(series.patches) as added_root:
+        failing = news_checks(series, parser, added_root, out)
+    failures = ["no valid NEWS entry in %s" % ", ".join(failing)] \
+        if failing else []
+    copies = newfiles.copy_problems(ws, line, series)
+    for _kind, message in copies:
+        out("  FAIL " + message)
+    if copies:
+        failures.append("new-files/%s disagrees with the patches" % line.name)
+    else:
+        out("  ok   new-files/%s holds exactly the files the patches add"
+            % line.name)
+    source = basestore.load(ws, line, "source")
+    if source is None or source.version != line.reference:
+        out("  SKIPPED git am of the series on the pristine base: it needs the "
+            "CPython %s source base (`python3 -m tools base download%s`)"
+            % (line.reference, base_option(line)))
+    else:
+        try:
+            newfiles.git_am_identity(ws, line, out=lambda text: out("  ok   "
+                                                                    + text))
+        except Failure as exc:
+            out("  FAIL " + exc.message)
+            failures.append(exc.message)
+    return failures
+
+
+def news_checks(series, parser, added_root, out):
+    """NEWS entry per patch, validated by blurb; the names of failing patches."""
     failing = []
     for patch in series.patches:
         entries = news.patch_entries(patch)
         problems = []
         if not entries:
             problems.append("adds no NEWS entry (Misc/NEWS.d/next/<Section>/"
-                            "<file>.rst named under it in the series file)")
+                            "<file>.rst, committed with the patch)")
         accepted = []
         for path in entries:
-            metadata, problem = news.validate(parser, ws.root / path)
+            metadata, problem = news.validate(parser, added_root / path)
             if problem:
                 problems.append("%s: %s" % (path, problem))
             else:
@@ -179,7 +212,7 @@ def walk_full(ws, line, series, check_dir, jobs, out):
     src, obj, logs = check_dir / "src", check_dir / "obj", check_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     total = len(series.patches)
-    fingerprint = series.fingerprint(ws.root)
+    fingerprint = series.fingerprint()
     warnings_record = check_dir / "warnings.json"
     if warnings_record.exists():
         warnings_record.unlink()
@@ -414,10 +447,7 @@ def run(ws, line, args):
 
 
 def check_line(ws, line, args, series, check_dir, started, out):
-    failures = []
-    static_failing = static_checks(ws, series, out)
-    if static_failing:
-        failures.append("no valid NEWS entry in %s" % ", ".join(static_failing))
+    failures = static_checks(ws, line, series, out)
     source = basestore.load(ws, line, "source")
     installed = basestore.load(ws, line, "installed")
     if args.docs and source is None:

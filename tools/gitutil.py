@@ -40,8 +40,8 @@ def run(args, cwd=None, env=None, check=True, capture=True, input=None):
     return proc
 
 
-def git(repo, *args, env=None, check=True, input=None, date=None):
-    """Run git in REPO; DATE pins author and committer dates."""
+def git_env(env=None, date=None):
+    """The environment of the git the tools run in their own repositories."""
     extra = dict(IDENTITY)
     # Keep the user's configuration (hooks, signing, templates) out of the
     # repositories the tools own.
@@ -52,8 +52,25 @@ def git(repo, *args, env=None, check=True, input=None, date=None):
         extra["GIT_COMMITTER_DATE"] = date
     if env:
         extra.update(env)
-    return run(["git", "-C", str(repo)] + list(args), env=extra, check=check,
-               input=input)
+    return extra
+
+
+def git(repo, *args, env=None, check=True, input=None, date=None):
+    """Run git in REPO; DATE pins author and committer dates."""
+    return run(["git", "-C", str(repo)] + list(args), env=git_env(env, date),
+               check=check, input=input)
+
+
+def git_bytes(repo, *args):
+    """The output of git in REPO as bytes (blobs are not always text)."""
+    proc = subprocess.run(["git", "-C", str(repo)] + list(args),
+                          env=dict(os.environ, **git_env()),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        tail = (proc.stderr.decode(errors="replace").strip().splitlines()
+                or ["exit status %d" % proc.returncode])[-1]
+        raise Failure("git %s failed: %s" % (" ".join(args[:2]), tail))
+    return proc.stdout
 
 
 def git_out(repo, *args, **kwargs):

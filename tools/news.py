@@ -2,14 +2,34 @@
 
 CPython keeps one file per change under Misc/NEWS.d/next/<Section>/, named
 <date>.<bpo-N|gh-issue-N>.<nonce>.rst, and `blurb` (from PyPI) both writes
-and parses them.  The series keeps those files in the workspace and names
-them under their patch in the series file; this module checks them with
-blurb's own parser, imported lazily so that the other verbs do not need it.
+and parses them.  Each patch of the series adds its entry; this module
+checks them with blurb's own parser, imported lazily so that the other
+verbs do not need it.
+
+A change of ours that has no upstream issue yet carries PLACEHOLDER as its
+issue, in its subject (`bpo-0: pickle: ...`) and in the name of its NEWS
+entry (`<date>.bpo-0.<nonce>.rst`).  Why that spelling: every blurb the
+checks use must read the entry.  blurb 1.0.7 (the 3.7 docs' pin, in
+requirements/docs-py37.txt) knows only `bpo-N` fields in a file name and
+asserts on `gh-issue-N`; blurb 2.3.0 (requirements/dev.txt) reads both, but
+wants a gh-issue number >= 32426 and a number, not gh-issue-NNNNN.  bpo-0
+passes both, and 0 is blurb's own "no issue" (its default for an entry
+without one); bugs.python.org is closed, so it can stand for no real issue.
+`tools upstream --gh-issue N` turns it into gh-N and gh-issue-N.
 """
 
 import re
 
 from .errors import UsageError
+
+# The one spelling of "no upstream issue yet"; nothing else in tools/
+# spells it.
+PLACEHOLDER = "bpo-0"
+_SUBJECT = re.compile(r"^%s:\s*" % re.escape(PLACEHOLDER))
+_MAIL_SUBJECT = re.compile(r"^(Subject: (?:\[[^\]]*\] )?)%s:"
+                           % re.escape(PLACEHOLDER), re.M)
+_NEWS_NAME = re.compile(r"(Misc/NEWS\.d/next/[^/\s]+/[^/\s]+)\.%s\."
+                        % re.escape(PLACEHOLDER))
 
 NEXT_DIR = "Misc/NEWS.d/next/"
 ENTRY_RE = re.compile(r"^Misc/NEWS\.d/next/(?P<section>[^/]+)/(?P<name>[^/]+\.rst)$")
@@ -24,12 +44,32 @@ def entries(paths):
 
 
 def patch_entries(patch):
-    """NEWS entries a patch adds: named in the series, or in its diff."""
-    found = entries(patch.adds)
-    for path in entries(patch.touched_files()):
-        if path not in found:
-            found.append(path)
-    return found
+    """NEWS entries a patch adds."""
+    return entries(patch.adds())
+
+
+def subject_has_placeholder(subject):
+    return bool(_SUBJECT.match(subject))
+
+
+def path_has_placeholder(path):
+    return bool(_NEWS_NAME.search(path))
+
+
+def strip_placeholder(subject):
+    """SUBJECT without a leading placeholder issue."""
+    return _SUBJECT.sub("", subject)
+
+
+def fill_issue_in_subject(subject, gh_issue):
+    return _SUBJECT.sub("gh-%d: " % gh_issue, subject)
+
+
+def fill_issue_in_mail(text, gh_issue):
+    """A patch mail with the placeholder turned into issue GH_ISSUE, in the
+    subject and in the names of NEWS entries (diffstat and diff alike)."""
+    text = _MAIL_SUBJECT.sub(r"\g<1>gh-%d:" % gh_issue, text)
+    return _NEWS_NAME.sub(r"\g<1>.gh-issue-%d." % gh_issue, text)
 
 
 def load_blurb():

@@ -1,7 +1,7 @@
 """Check the series the way CPython's `make patchcheck` checks a change.
 
-For every patch of patches/<line>/series, on the lines it adds and on the
-files it adds (kept in the workspace):
+For every patch of patches/<line>/series, on the lines it adds (the files
+it adds included: they are part of the patch):
 
   whitespace   no trailing whitespace in C, Python and documentation lines,
                no tabs in C lines nor in Python indentation, a newline at
@@ -15,16 +15,19 @@ files it adds (kept in the workspace):
   configure    configure regenerated when configure.ac changes
   clinic       Modules/clinic/<file>.c.h regenerated with Argument Clinic
                when the patch adds a [clinic input] block to Modules/<file>.c
-  issue        the subject names a real issue (not a placeholder such as
-               gh-NNNNN) and the NEWS entry is about the same one
+  issue        the subject names a real issue (not the placeholder bpo-0
+               of tools/news.py, nor a made-up gh-NNNNN) and the NEWS
+               entry is about the same one
   header       a git format-patch header whose subject reads like upstream's
                (`bpo-NNNNN: Add ...`, `gh-NNNNN: Add ...`, or a plain
                imperative heading such as `Add ...` or `pickle: add ...`)
                and a body that explains why
 
-and, for the whole series, no compiler warnings in the files it touches, as
-recorded by the last `python3 -m tools check` or `python3 -m tools build` of
-the current series (without a current record the check is skipped, loudly).
+and, for the whole series: the copies in new-files/<line>/ are exactly the
+files the patches add (tools/newfiles.py), and no compiler warnings in the
+files it touches, as recorded by the last `python3 -m tools check` or
+`python3 -m tools build` of the current series (without a current record
+the check is skipped, loudly).
 
 Exits 1 when there is a problem.  `--waive NNNN:CHECK` accepts the named
 problem of one patch (for hooks that must pass while a patch is known to be
@@ -35,8 +38,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from . import news
-from .errors import Failure, UsageError
+from . import newfiles, news
+from .errors import Failure, ToolError, UsageError
 from .series import Series, parse_header
 
 # The checks of one patch, by the names --waive uses.
@@ -129,20 +132,6 @@ def parse_diff(text):
     return files
 
 
-def added_file_diff(root, path):
-    """A FileDiff for a file the series adds, from its workspace copy."""
-    data = (root / path).read_bytes()
-    text = data.decode("utf-8", errors="replace")
-    diff = FileDiff(path, new_file=True)
-    lines = text.split("\n")
-    if text.endswith("\n"):
-        lines.pop()
-    elif text:
-        diff.no_newline_at_end = True
-    diff.added = list(enumerate(lines, 1))
-    return diff
-
-
 # -- the checks of one patch ------------------------------------------------
 
 def check_whitespace(diffs):
@@ -233,7 +222,10 @@ def public_api(diffs):
 
 
 def placeholder_issue(subject):
-    """The placeholder that stands for an issue number (gh-NNNNN), if any."""
+    """The placeholder that stands for an issue number (bpo-0, or a made-up
+    gh-NNNNN), if any."""
+    if news.subject_has_placeholder(subject):
+        return news.PLACEHOLDER
     match = PLACEHOLDER_RE.match(subject)
     return match.group(1) if match else None
 
@@ -284,7 +276,7 @@ class Result:
         self.items.append((status, check, text))
 
 
-def check_patch(ws, series, index, parser):
+def check_patch(ws, series, index, parser, added_root):
     patch = series.patches[index]
     result = Result(patch)
     text = patch.text()
@@ -320,23 +312,24 @@ def check_patch(ws, series, index, parser):
             result.add("ok", "header", "message body: %d line(s)"
                        % len(body.splitlines()))
     diffs = parse_diff(text)
-    missing = [path for path in patch.adds if not (ws.root / path).is_file()]
-    for path in missing:
-        result.add("FAIL", "whitespace", "%s: the series names it as added, "
-                   "but the workspace has no such file" % path)
-    diffs += [added_file_diff(ws.root, path) for path in patch.adds
-              if path not in missing]
     problems, summary = check_whitespace(diffs)
     for problem in problems:
         result.add("FAIL", "whitespace", problem)
     if not problems:
         result.add("ok", "whitespace", summary)
-    check_news(ws, patch, parser, subject_issues, result)
-    for path in patch.adds:
-        if ".gh-issue-999999." in path:
+    try:
+        entries = news.patch_entries(patch)
+    except ToolError as exc:
+        entries = None
+        if header is not None:
+            result.add("FAIL", "header", exc.message)
+    if entries is not None:
+        check_news(entries, parser, subject_issues, result, added_root)
+    for path in entries or []:
+        if news.path_has_placeholder(path):
             result.add("FAIL", "issue", "%s stands for an issue that does not "
-                       "exist yet (gh-issue-999999): open the issue upstream "
-                       "and rename the entry" % path)
+                       "exist yet (%s): open the issue upstream and rename "
+                       "the entry" % (path, news.PLACEHOLDER))
     paths = [diff.path for diff in diffs]
     check_docs(series, index, diffs, paths, result)
     if "configure.ac" in paths and "configure" not in paths:
@@ -361,23 +354,23 @@ def check_patch(ws, series, index, parser):
     return result
 
 
-def check_news(ws, patch, parser, subject_issues, result):
-    found = news.patch_entries(patch)
+def check_news(found, parser, subject_issues, result, added_root):
     if not found:
         result.add("FAIL", "news", "no NEWS entry: add one with `blurb add` "
-                   "(Misc/NEWS.d/next/<Section>/...rst) and name it under the "
-                   "patch in the series file")
+                   "(Misc/NEWS.d/next/<Section>/...rst) and commit it with "
+                   "the patch")
         return
     for path in found:
         if parser is None:
             result.add("info", "news", "%s present; not validated: blurb is "
                        "not installed (%s)" % (path, news.INSTALL_HINT))
             continue
-        metadata, problem = news.validate(parser, ws.root / path)
+        metadata, problem = news.validate(parser, added_root / path)
         if problem:
             result.add("FAIL", "news", "%s: %s" % (path, problem))
             continue
-        issue = news.issue_of(metadata)
+        issue = news.issue_of(metadata) or (
+            news.PLACEHOLDER if news.path_has_placeholder(path) else None)
         if subject_issues and issue not in subject_issues:
             result.add("FAIL", "issue", "%s is about %s, the subject about %s"
                        % (path, issue, ", ".join(subject_issues)))
@@ -402,11 +395,7 @@ def check_docs(series, index, diffs, paths, result):
         return
     later = {}
     for other in series.patches[index + 1:]:
-        other_diffs = parse_diff(other.text())
-        other_diffs += [added_file_diff(series_root(series), path)
-                        for path in other.adds if path.startswith("Doc/")
-                        and (series_root(series) / path).is_file()]
-        text = doc_lines(other_diffs)
+        text = doc_lines(parse_diff(other.text()))
         for name, _ in api:
             short = name.rsplit(".", 1)[-1]
             if short in text and name not in later:
@@ -420,11 +409,6 @@ def check_docs(series, index, diffs, paths, result):
                    % (name, where))
 
 
-def series_root(series):
-    """The workspace root of a series in patches/<line>/."""
-    return series.directory.parent.parent
-
-
 # -- compiler warnings, from the records of check and build -----------------
 
 def recorded_warnings(ws, line, series):
@@ -432,7 +416,7 @@ def recorded_warnings(ws, line, series):
     from . import basestore
     from .apply import read_record
     try:
-        fingerprint = series.fingerprint(ws.root)
+        fingerprint = series.fingerprint()
     except OSError as exc:
         return None, "cannot read the series: %s" % exc
     check_record = ws.build_dir(line) / "check" / "warnings.json"
@@ -448,9 +432,8 @@ def recorded_warnings(ws, line, series):
                and record.get("head") == applied.get("head")
                and applied.get("patches") == {
                    p.name: basestore.sha256_file(p.path) for p in series.patches}
-               and applied.get("added") == {
-                   path: basestore.sha256_file(ws.root / path)
-                   for path in series.added_files()})
+               and applied.get("added") == newfiles.copy_hashes(ws, line,
+                                                                series))
     if not current:
         return None, "the last build is of an older state of the series"
     return (record.get("warnings_in_series_files", []),
@@ -494,8 +477,11 @@ def patchcheck(ws, line, waivers=(), out=print):
             "not validated: %s" % news.INSTALL_HINT)
     failing = []
     used = set()
-    for index, patch in enumerate(series.patches):
-        result = check_patch(ws, series, index, parser)
+    # A patch git cannot read fails its own header check below.
+    with newfiles.extracted(series.patches, unreadable=[]) as added_root:
+        results = [check_patch(ws, series, index, parser, added_root)
+                   for index in range(len(series.patches))]
+    for patch, result in zip(series.patches, results):
         out(patch.name)
         for status, check, text in result.items:
             if status == "FAIL" and waived(waivers, patch.name, check):
@@ -505,6 +491,18 @@ def patchcheck(ws, line, waivers=(), out=print):
                 failing.append(patch.name)
             out("  %-6s %-10s %s" % (status, check, text))
     count = len(failing)
+    try:
+        copies = newfiles.copy_problems(ws, line, series)
+    except ToolError as exc:
+        copies = [("unreadable", "cannot compare new-files/%s with the "
+                   "patches: %s" % (line.name, exc.message))]
+    for _kind, message in copies:
+        out("FAIL   copies     " + message)
+    if copies:
+        count += 1
+    else:
+        out("ok     copies     new-files/%s holds exactly the %d file(s) the "
+            "patches add" % (line.name, len(newfiles.copy_files(ws, line))))
     warnings, where = recorded_warnings(ws, line, series)
     if warnings is None:
         out("SKIPPED compiler warnings: %s; run `python3 -m tools check%s` or "
@@ -535,7 +533,8 @@ def base_option(line):
 def run(ws, line, args):
     count, failing = patchcheck(ws, line, args.waive)
     if count:
-        names = ", ".join(failing) or "the series' compiler warnings"
+        names = ", ".join(failing) or "new-files/%s or the series' compiler " \
+            "warnings" % line.name
         raise Failure("patchcheck: problems in %s" % names)
     print("patchcheck: no problems")
     return 0

@@ -1,19 +1,24 @@
 """Write the commits of build/<line>/src back into patches/<line>/.
 
-Every commit after the base becomes one `git format-patch` file; files a
-commit adds are copied to the workspace at their CPython paths and named in
-the series file under their patch.  The output is stable: refreshing
-without edits rewrites nothing.
+Every commit after the base becomes one `git format-patch` file, files it
+adds included, and the series file lists them in order; the files a commit
+adds are also copied to new-files/<line>/ at their CPython paths, for
+reading.  The output is stable: refreshing without edits rewrites nothing.
+
+A work tree that the tools of the old layout applied (files kept outside
+their patches, named on indented lines of the series file) refreshes into
+the new layout: the copies move from the workspace root to new-files/.
 """
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
 
-from . import basestore
+from . import basestore, newfiles
 from .apply import read_record
 from .errors import UsageError
-from .gitutil import git, git_out
+from .gitutil import git, git_bytes, git_out
 from .series import Patch, Series
 from .workspace import LINES
 
@@ -26,7 +31,7 @@ def run(ws, line, args):
     changed = refresh(ws, line)
     if changed:
         for item in changed:
-            print("wrote " + item)
+            print(item if item.startswith("removed ") else "wrote " + item)
     else:
         print("patches/%s is up to date with %s" % (line.name, ws.src_dir(line)))
     return 0
@@ -34,7 +39,7 @@ def run(ws, line, args):
 
 def check_inputs_unchanged(ws, line, record):
     """Refuse to overwrite workspace files edited since the last apply."""
-    series = Series.load(ws.series_dir(line))
+    series = Series.load(ws.series_dir(line), legacy=True)
     now = {p.name: basestore.sha256_file(p.path)
            for p in series.patches if p.path.exists()}
     if record.get("upto") is not None:
@@ -43,11 +48,18 @@ def check_inputs_unchanged(ws, line, record):
     if now != record["patches"]:
         raise UsageError("patches/%s changed since the last apply: run "
                          "`python3 -m tools apply` first" % line.name)
-    for path, digest in record["added"].items():
+    # The copies of the added files as apply found them (at the workspace
+    # root in the old layout, under new-files/<line>/ now).
+    for path, digest in record.get("added", {}).items():
         local = ws.root / path
-        if not local.exists() or basestore.sha256_file(local) != digest:
+        if digest is None or not local.exists():
+            continue        # written again from the commits below
+        if basestore.sha256_file(local) != digest:
             raise UsageError("%s changed in the workspace since the last apply: "
                              "run `python3 -m tools apply` first" % path)
+    # Copies edited or made by hand since would be overwritten or removed.
+    newfiles.require_copies_agree(ws, line, series, allow=("missing",))
+    return series
 
 
 def check_base_is_reference(line, record):
@@ -73,14 +85,15 @@ def check_base_is_reference(line, record):
                          % (version, line.name, line.reference, fix))
 
 
-def other_lines_files(ws, line):
+def legacy_copies_elsewhere(ws, line):
+    """Old-layout copies at the workspace root that another line's series
+    file still names (that line is not converted yet): left in place."""
     claimed = set()
     for other in LINES.values():
-        if other.name == line.name:
-            continue
-        directory = ws.series_dir(other)
-        if (directory / "series").exists():
-            claimed.update(Series.load(directory).added_files())
+        if other.name != line.name and \
+                (ws.series_dir(other) / "series").exists():
+            claimed.update(Series.load(ws.series_dir(other),
+                                       legacy=True).legacy_files())
     return claimed
 
 
@@ -94,7 +107,7 @@ def refresh(ws, line):
         raise UsageError("%s has uncommitted edits: commit them (amend or "
                          "fixup the patch they belong to) before refreshing"
                          % src)
-    check_inputs_unchanged(ws, line, record)
+    old = check_inputs_unchanged(ws, line, record)
     check_base_is_reference(line, record)
     base = git_out(src, "rev-parse", "refs/zerocopy/base")
     commits = git_out(src, "rev-list", "--reverse", "%s..HEAD" % base).split()
@@ -102,33 +115,35 @@ def refresh(ws, line):
         raise UsageError("HEAD of %s does not descend from the base commit"
                          % src)
     series_dir = ws.series_dir(line)
-    old = Series.load(series_dir)
-    claimed = other_lines_files(ws, line)
     changed = []
     new_patches = []
+    copies = {}
     staging = Path(tempfile.mkdtemp(prefix="zerocopy-refresh-"))
     try:
         for number, commit in enumerate(commits, 1):
-            added = git_out(src, "diff-tree", "--no-commit-id", "-r",
-                            "--diff-filter=A", "--name-only", commit).split()
-            excludes = [":(exclude)%s" % path for path in added]
             git(src, "format-patch", "--quiet", "-1", commit, "--zero-commit",
                 "--no-signature", "--start-number", str(number), "-o",
-                str(staging), "--", ".", *excludes)
+                str(staging))
             produced = sorted(staging.glob("%04d-*.patch" % number))
-            if not produced:
+            if not produced or "\ndiff --git " not in \
+                    produced[0].read_text(encoding="utf-8"):
                 subject = git_out(src, "log", "-1", "--format=%s", commit)
-                raise UsageError("commit %s (%s) only adds files: fold it into "
-                                 "the patch it belongs to" % (commit[:12], subject))
-            patch = Patch(produced[0].name, added, series_dir / produced[0].name)
-            new_patches.append(patch)
-            for path in added:
-                if path in claimed:
-                    theirs = ws.root / path
-                    mine = git(src, "show", "%s:%s" % (commit, path)).stdout
-                    if theirs.exists() and theirs.read_text() != mine:
-                        raise UsageError("%s is added by another line's series "
-                                         "with different content" % path)
+                raise UsageError("commit %s (%s) changes nothing: drop it or "
+                                 "fold it into the patch it belongs to"
+                                 % (commit[:12], subject))
+            new_patches.append(Patch(produced[0].name,
+                                     series_dir / produced[0].name))
+            added = git_out(src, "diff-tree", "--no-commit-id", "-r",
+                            "--diff-filter=A", commit).splitlines()
+            for entry in added:
+                meta, path = entry.split("\t", 1)
+                mode = meta.split()[1]
+                content = git_bytes(src, "cat-file", "blob",
+                                    "%s:%s" % (commit, path))
+                if path in copies:
+                    raise UsageError("commit %s adds %s again: a file is added "
+                                     "once in a series" % (commit[:12], path))
+                copies[path] = (mode, content)
         # Everything is prepared; now write.
         for patch in new_patches:
             content = (staging / patch.name).read_bytes()
@@ -140,20 +155,19 @@ def refresh(ws, line):
             if patch.name not in keep and patch.path.exists():
                 patch.path.unlink()
                 changed.append("removed " + str(patch.path.relative_to(ws.root)))
-        for patch, commit in zip(new_patches, commits):
-            for path in patch.adds:
-                content = git(src, "cat-file", "blob", "%s:%s" % (commit, path),
-                              ).stdout
-                target = ws.root / path
-                if not target.exists() or target.read_text() != content:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(content)
-                    changed.append(path)
-        still_added = {path for p in new_patches for path in p.adds} | claimed
-        for path in old.added_files():
-            if path not in still_added and (ws.root / path).exists():
+        changed += newfiles.write_copies(ws, line, copies)
+        # The old layout kept the copies at the workspace root; the ones
+        # this line's series named now live in new-files/<line>/.
+        elsewhere = legacy_copies_elsewhere(ws, line)
+        for path in old.legacy_files():
+            if path not in elsewhere and (ws.root / path).is_file():
                 (ws.root / path).unlink()
-                changed.append("removed " + path)
+                changed.append("removed %s (now %s)" % (
+                    path, (ws.new_files_dir(line) / path).relative_to(ws.root)))
+                parent = (ws.root / path).parent
+                while parent != ws.root and not any(parent.iterdir()):
+                    parent.rmdir()
+                    parent = parent.parent
         new_series = Series(series_dir, new_patches)
         before = (series_dir / "series").read_text()
         new_series.write(line.name)
@@ -165,9 +179,7 @@ def refresh(ws, line):
     record["head"] = git_out(src, "rev-parse", "HEAD")
     record["patches"] = {p.name: basestore.sha256_file(p.path)
                          for p in new_patches}
-    record["added"] = {path: basestore.sha256_file(ws.root / path)
-                       for p in new_patches for path in p.adds}
-    import json
+    record["added"] = newfiles.copy_hashes(ws, line, new_series)
     (ws.build_dir(line) / "applied.json").write_text(
         json.dumps(record, indent=2, sort_keys=True) + "\n")
     return changed

@@ -1,15 +1,16 @@
 """The patch series of a release line: patches/<line>/series and its patches.
 
 The series file lists the patches in the order they apply, one per line,
-in the spirit of quilt.  A patch that adds files to CPython names them on
-indented lines below it; those files are kept in the workspace at their
-CPython paths (Lib/, Modules/, Objects/, Misc/, ...) rather than inside the
-patch, so they can be read, linted and reviewed as files::
+in the spirit of quilt; lines starting with '#' are comments::
 
     0001-bpo-35845-Add-memoryview.toreadonly.patch
-        Misc/NEWS.d/next/Core_and_Builtins/2026-11-28-05-30-31.bpo-35845.07JyUP.rst
+    0002-bpo-36785-Add-the-PickleBuffer-type.patch
 
-Lines starting with '#' are comments.
+Every patch is a plain `git format-patch` mail of one commit, files it adds
+included, so `git am` of the patches in this order on the base gives the
+tree `python3 -m tools apply` makes.  What a patch adds is read from the
+patch itself (git apply --summary); readable copies of those files are kept
+in new-files/<line>/ (tools/newfiles.py).
 """
 
 import hashlib
@@ -17,20 +18,28 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import Failure, UsageError
+from .gitutil import run as run_command
 
 HEADER = """\
-# Patches against CPython {line}, in the order they apply.
-# An indented line names a file the patch above it adds; that file is kept
-# in this workspace at the same path.  Written by `python3 -m tools refresh`.
+# Patches against CPython {line}, in the order they apply (`git am` them in
+# this order).  Each patch carries the files it adds; readable copies are in
+# new-files/{line}/.  Written by `python3 -m tools refresh`.
 """
+# What the series file looked like before the patches carried the files
+# they add: indented lines named them, kept at the workspace root.
+LEGACY_HINT = ("convert it: run the old tools' `python3 -m tools apply`, then "
+               "this `python3 -m tools refresh`")
 
 
 @dataclass
 class Patch:
     name: str
-    adds: list = field(default_factory=list)
     path: Path = None
+    # Files named on indented lines below the patch in a series file of
+    # the old layout; only `tools refresh` reads such a file, to convert it.
+    legacy_adds: list = field(default_factory=list)
+    _created: list = field(default=None, repr=False)
 
     @property
     def number(self):
@@ -47,8 +56,30 @@ class Patch:
         return parse_header(self.text(), self.name)
 
     def touched_files(self):
-        """Files the diff of this patch modifies (not the ones it adds)."""
+        """Files the diff of this patch changes, the ones it adds included."""
         return diff_paths(self.text())
+
+    def created_files(self):
+        """(mode, path) of the files this patch adds, as git apply reads them."""
+        if self._created is None:
+            self.header()       # a UsageError names a patch that is no mail
+            proc = run_command(["git", "apply", "--summary", "-"],
+                               input=self.text(), check=False)
+            if proc.returncode != 0:
+                # Exit 1, as when apply meets the same corrupt patch.
+                detail = (proc.stderr.strip().splitlines() or ["?"])[0]
+                corrupt = re.search(r"corrupt patch at line (\d+)", detail)
+                raise Failure("%s is corrupt at line %s" % (
+                    self.name, corrupt.group(1)) if corrupt else
+                    "%s is not a patch git can read: %s"
+                    % (self.name, detail.replace("error: ", "")))
+            self._created = re.findall(r"^ create mode (\d+) (.+)$",
+                                       proc.stdout, re.M)
+        return list(self._created)
+
+    def adds(self):
+        """Paths of the files this patch adds."""
+        return [path for _mode, path in self.created_files()]
 
 
 @dataclass
@@ -57,7 +88,9 @@ class Series:
     patches: list
 
     @classmethod
-    def load(cls, directory):
+    def load(cls, directory, legacy=False):
+        """The series in DIRECTORY; LEGACY accepts the old layout's
+        indented lines (only `tools refresh` does, to convert it)."""
         directory = Path(directory)
         series_file = directory / "series"
         if not series_file.exists():
@@ -67,45 +100,50 @@ class Series:
             if not raw.strip() or raw.lstrip().startswith("#"):
                 continue
             if raw[0] in " \t":
+                if not legacy:
+                    raise UsageError(
+                        "%s:%d: an indented line (a file kept outside its "
+                        "patch) is the old layout: %s"
+                        % (series_file, number, LEGACY_HINT))
                 if not patches:
                     raise UsageError("%s:%d: an added file must follow a patch"
                                      % (series_file, number))
-                patches[-1].adds.append(raw.strip())
+                patches[-1].legacy_adds.append(raw.strip())
                 continue
             name = raw.strip()
             if not re.match(r"^\d{4}-[\w.+-]+\.patch$", name):
                 raise UsageError("%s:%d: %r is not a patch file name like "
                                  "0001-subject.patch" % (series_file, number, name))
-            patches.append(Patch(name, [], directory / name))
+            patches.append(Patch(name, directory / name))
         return cls(directory, patches)
 
     def write(self, line_name):
         lines = [HEADER.format(line=line_name)]
-        for patch in self.patches:
-            lines.append(patch.name + "\n")
-            lines.extend("    %s\n" % path for path in patch.adds)
+        lines.extend(patch.name + "\n" for patch in self.patches)
         (self.directory / "series").write_text("".join(lines))
 
-    def added_files(self):
-        return [path for patch in self.patches for path in patch.adds]
+    def legacy_files(self):
+        """Files an old-layout series file names on indented lines."""
+        return [path for patch in self.patches for path in patch.legacy_adds]
 
     def touched_files(self):
-        """Every base file some patch modifies, in first-touched order."""
+        """Every base file some patch modifies, in first-touched order (the
+        files the series adds are not the base's)."""
         seen = {}
+        added = set()
         for patch in self.patches:
+            added.update(patch.adds())
             for path in patch.touched_files():
-                seen.setdefault(path, None)
+                if path not in added:
+                    seen.setdefault(path, None)
         return list(seen)
 
-    def fingerprint(self, root):
-        """Hash of everything apply reads: patches and added files."""
+    def fingerprint(self):
+        """Hash of everything apply reads: the patches, in order."""
         digest = hashlib.sha256()
         for patch in self.patches:
             digest.update(patch.name.encode())
             digest.update(patch.path.read_bytes())
-            for path in patch.adds:
-                digest.update(path.encode())
-                digest.update(Path(root, path).read_bytes())
         return digest.hexdigest()
 
 

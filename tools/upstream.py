@@ -6,31 +6,36 @@
                                  before it in the series, which it needs
   upstream DIR --single-branch NAME
                                  one branch NAME, one commit per patch
-  --onto REF                     the base commit (default: the clone's HEAD)
+  --onto REF                     the base commit (default: the clone's HEAD):
+                                 main for a new feature (the 3.13 str
+                                 patch), a bugfix branch (3.13) for a fix;
+                                 a patch that does not apply there is named
+                                 with its hunk, and nothing is made
   --force                        move branches that already exist
   --gh-issue N                   fill in the issue number of patches that
-                                 still carry a placeholder (gh-NNNNN)
+                                 still carry the placeholder (bpo-0, see
+                                 tools/news.py) in subject and NEWS entry
   --compare REF                  also say whether the series applies to
                                  REF (main, say), and where the upstream
                                  TODOs it removes stand there
 
-The commits are made by `git am` from the patches' mails, with the files
-each patch adds (kept in this workspace) made part of its mail, so author,
-date and message are the patch's and the committer is the clone's user.
-The work happens in a temporary work tree of the clone: its checkout and
-HEAD do not move.  Prints the branches and the `git push` command to use.
+The commits are made by `git am --3way` from the patches' mails (each
+carries the files it adds), so author, date and message are the patch's
+and the committer is the clone's user.  The work happens in a temporary
+work tree of the clone: its checkout and HEAD do not move.  Prints the
+branches and the `git push` command to use.
 """
 
-import os
 import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
+from . import news
 from .errors import Failure, UsageError
 from .gitutil import require_program, run as run_command
-from .series import Series
+from .patchcheck import placeholder_issue
+from .series import Series, hunks
 
 # Words left out of branch names: articles and the like, and the verbs that
 # start most subjects without saying what the branch is about.
@@ -117,6 +122,8 @@ def branch_name(subject, taken):
                      subject)
     prefix, heading = (issue.group(1), issue.group(2)) if issue else \
         (None, subject)
+    if issue and news.subject_has_placeholder(subject):
+        prefix, heading = None, news.strip_placeholder(subject)
     if not issue:
         # A placeholder such as gh-NNNNN says nothing about the branch.
         heading = re.sub(r"^(?:bpo|gh)-[^\s:]+:\s*", "", heading)
@@ -144,68 +151,52 @@ def check_branch_name(clone, name):
         raise UsageError("%r is not a valid branch name" % name)
 
 
-def added_file_diff(root, path):
-    """A git diff that creates PATH with the workspace's copy of it."""
-    # Whatever the configuration says, a diff with a/ and b/ prefixes.
-    env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
-    proc = subprocess.run(["git", "-c", "diff.noprefix=false", "-c",
-                           "diff.mnemonicPrefix=false", "diff", "--no-index",
-                           "--binary", "--no-color", "--full-index",
-                           "/dev/null", path],
-                          cwd=str(root), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, env=env)
-    if proc.returncode not in (0, 1) or not proc.stdout:
-        raise Failure("cannot make a diff of %s: %s"
-                      % (path, proc.stderr.strip()))
-    return proc.stdout
-
-
-# An issue number not given yet: gh-NNNNN in a subject, a made-up
-# gh-issue-999999 in the name of a NEWS entry (blurb insists on a number).
-PLACEHOLDER_SUBJECT = re.compile(r"^(Subject: \[PATCH[^\]]*\] )gh-N+:", re.M)
-PLACEHOLDER_NEWS = ".gh-issue-999999."
-
-
 def subject_of(patch, gh_issue=None):
     subject = patch.header()["subject"]
     if gh_issue:
-        subject = re.sub(r"^gh-N+:", "gh-%d:" % gh_issue, subject)
+        subject = news.fill_issue_in_subject(subject, gh_issue)
     return subject
 
 
 def has_placeholder(patch):
-    return bool(PLACEHOLDER_SUBJECT.search(patch.text())) or any(
-        PLACEHOLDER_NEWS in path for path in patch.adds)
+    return placeholder_issue(patch.header()["subject"]) is not None or any(
+        news.path_has_placeholder(path) for path in patch.adds())
 
 
-def full_mail(ws, patch, gh_issue=None):
-    """The patch's mail with the files it adds made part of its diff, and
-    the placeholder issue number replaced by GH_ISSUE when given."""
+def mail_of(patch, gh_issue=None):
+    """The patch's mail, with the placeholder issue turned into GH_ISSUE."""
     text = patch.text()
-    if gh_issue:
-        text = PLACEHOLDER_SUBJECT.sub(r"\g<1>gh-%d:" % gh_issue, text)
-    if not patch.adds:
-        return text
-    for path in patch.adds:
-        if not (ws.root / path).is_file():
-            raise UsageError("%s adds %s, but the workspace has no such file"
-                             % (patch.name, path))
-    extra = ""
-    for path in patch.adds:
-        diff = added_file_diff(ws.root, path)
-        if gh_issue and PLACEHOLDER_NEWS in path:
-            diff = diff.replace(PLACEHOLDER_NEWS, ".gh-issue-%d." % gh_issue)
-        extra += diff
-    # Before git's signature ("-- " and the version), if there is one.
-    match = list(re.finditer(r"^-- \n", text, re.M))
-    if match:
-        cut = match[-1].start()
-        return text[:cut] + extra + text[cut:]
-    return text + ("" if text.endswith("\n") else "\n") + extra
+    return news.fill_issue_in_mail(text, gh_issue) if gh_issue else text
 
 
-def apply_mails(ws, clone, base, patches, gh_issue=None):
-    """Commit each patch onto BASE with git am; the commit ids in order."""
+def explain_conflict(clone, tree, patch, mail, label):
+    """Which hunk of PATCH does not apply in TREE, as one line."""
+    proc = clone_git(tree, "apply", "--check", str(mail), check=False)
+    failed = re.search(r"patch failed: (\S+):(\d+)", proc.stderr)
+    if failed:
+        path, start = failed.group(1), int(failed.group(2))
+        for hunk_path, number, old_start in hunks(patch.text()):
+            if hunk_path == path and old_start == start:
+                return ("%s does not apply onto %s: hunk #%d of %s (at line "
+                        "%d) conflicts, in a 3-way merge too"
+                        % (patch.name, label, number, path, start))
+        return ("%s does not apply onto %s: %s at line %d conflicts"
+                % (patch.name, label, path, start))
+    missing = re.search(r"(\S+): (?:does not exist in index|No such file)",
+                        proc.stderr)
+    if missing:
+        return ("%s does not apply onto %s: it changes %s, which %s does not "
+                "have" % (patch.name, label, missing.group(1), label))
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("error")]
+    return "%s does not apply onto %s: %s" % (
+        patch.name, label, lines[0].replace("error: ", "") if lines
+        else "git am failed")
+
+
+def apply_mails(ws, clone, base, patches, gh_issue=None, label=None):
+    """Commit each patch onto BASE with git am; the commit ids in order.
+    LABEL names BASE in errors (the ref the user gave)."""
+    label = "%s (%s)" % (label, base[:12]) if label else base[:12]
     work = Path(tempfile.mkdtemp(prefix="zerocopy-upstream-"))
     tree = work / "tree"
     clone_git(clone, "worktree", "add", "--detach", "--quiet", str(tree), base)
@@ -213,16 +204,12 @@ def apply_mails(ws, clone, base, patches, gh_issue=None):
     try:
         for patch in patches:
             mail = work / (patch.name + ".mail")
-            mail.write_text(full_mail(ws, patch, gh_issue), encoding="utf-8")
+            mail.write_text(mail_of(patch, gh_issue), encoding="utf-8")
             proc = clone_git(tree, "am", "--quiet", "--keep-cr", "--3way",
                              str(mail), check=False)
             if proc.returncode != 0:
                 clone_git(tree, "am", "--abort", check=False)
-                detail = [l for l in (proc.stdout + proc.stderr).splitlines()
-                          if l.startswith(("error", "fatal", "Patch failed"))]
-                raise Failure("%s does not apply onto %s: %s" % (
-                    patch.name, base[:12],
-                    detail[0] if detail else "git am failed"))
+                raise Failure(explain_conflict(clone, tree, patch, mail, label))
             commits.append(clone_git(tree, "rev-parse", "HEAD").stdout.strip())
     finally:
         clone_git(clone, "worktree", "remove", "--force", str(tree),
@@ -259,7 +246,7 @@ def report_distance(ws, clone, ref, patches, out, gh_issue=None, trial=False):
     commit = resolve(clone, ref)
     if trial:
         try:
-            apply_mails(ws, clone, commit, patches, gh_issue)
+            apply_mails(ws, clone, commit, patches, gh_issue, label=ref)
             out("%s (%s): the series applies" % (ref, commit[:12]))
         except Failure as exc:
             out("%s (%s): the series does not apply: %s" % (ref, commit[:12],
@@ -309,7 +296,8 @@ def upstream(ws, line, clone, onto="HEAD", single=None, force=False,
     if current and current in names:
         raise UsageError("branch %s is checked out in %s: switch to another "
                          "branch first" % (current, clone))
-    commits = apply_mails(ws, clone, base, series.patches, gh_issue)
+    commits = apply_mails(ws, clone, base, series.patches, gh_issue,
+                          label=onto)
     made = []
     if single:
         clone_git(clone, "branch", "--force", single, commits[-1])
@@ -331,9 +319,10 @@ def upstream(ws, line, clone, onto="HEAD", single=None, force=False,
                         trial=True)
     waiting = [p.name for p in series.patches if has_placeholder(p)]
     if waiting and not gh_issue:
-        out("NOT READY: %s still carr%s a placeholder issue number; open the "
-            "issue, then run again with --gh-issue N --force"
-            % (", ".join(waiting), "ies" if len(waiting) == 1 else "y"))
+        out("NOT READY: %s still carr%s the placeholder issue number (%s); "
+            "open the issue, then run again with --gh-issue N --force"
+            % (", ".join(waiting), "ies" if len(waiting) == 1 else "y",
+               news.PLACEHOLDER))
     out("push with: git -C %s push %s %s" % (
         clone, push_remote(clone), " ".join(name for name, _, _ in made)))
     return made

@@ -119,6 +119,10 @@ class Workspace:
     def series_dir(self, line):
         return self.root / "patches" / line.name
 
+    def new_files_dir(self, line):
+        """Copies of the files the series adds, at their CPython paths."""
+        return self.root / "new-files" / line.name
+
     def manifest_path(self, line):
         return self.series_dir(line) / "bases.json"
 

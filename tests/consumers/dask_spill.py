@@ -6,13 +6,15 @@ does that):
     python dask_spill.py --size-mib 512 --out result.json
 
 A LocalCluster of two worker processes, bound to 127.0.0.1 only, without
-dashboards.  A `Payload` (a class of this script, so cloudpickle pickles it
-by value) holding a numpy array is made on worker A; a task on worker B
+dashboards.  A `Payload` (dask_payload.Payload, or with --by-value a class
+of this script, which only cloudpickle can send) holding a numpy array is
+made on worker A; a task on worker B
 takes it as its argument, so distributed moves it from A to B through its
 pickle path at protocol 5, with the array as an out-of-band buffer.  Then
 worker B spills it to disk through its SpillBuffer, the way its memory
-monitor does, and reads it back.  Peak RSS of both workers is taken before
-and after each step.  Every check raises AssertionError with what it saw;
+monitor does, and reads it back, and a lambda is submitted (cloudpickle
+again; --no-lambda leaves it out).  Peak RSS of both workers is taken
+before and after each step.  Every check raises AssertionError with what it saw;
 the measurements go to --out (JSON) either way, and the process exits 1
 when a check failed.
 """
@@ -20,115 +22,22 @@ when a check failed.
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 import traceback
 
-MIB = 1 << 20
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import dask_payload  # noqa: E402
+from dask_payload import (MIB, checksum, listening_addresses,  # noqa: E402
+                          make_payload, memory, pickle_path, read_back, spill)
 
 
-class Payload:
-    """A user-defined object holding a large array, as a user would write."""
-
-    def __init__(self, nbytes):
-        import numpy
-        # np.full writes every page: RSS holds the whole payload at once.
-        self.array = numpy.full(nbytes, 7, dtype=numpy.uint8)
-        self.label = "payload of %d bytes" % nbytes
-
-    def __sizeof__(self):
-        # What dask's sizeof (and so the SpillBuffer's weight) reads.
-        return object.__sizeof__(self) + self.array.nbytes
+class MainPayload(dask_payload.Payload):
+    """The same payload, from a class only cloudpickle can send (by value)."""
 
 
-def make_payload(nbytes):
-    return Payload(nbytes)
-
-
-def checksum(payload):
-    """A small result that reads the array where it lies (no copy)."""
-    array = payload.array
-    return [payload.label, int(array.nbytes), int(array[::4096].sum()),
-            int(array[-1])]
-
-
-def memory():
-    """This worker's current and peak RSS, in bytes."""
-    import psutil
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"rss": psutil.Process().memory_info().rss,
-            "peak": peak_kib * 1024}
-
-
-def listening_addresses():
-    import psutil
-    return sorted({c.laddr[0] for c in psutil.Process().connections("inet")
-                   if c.status == psutil.CONN_LISTEN})
-
-
-def pickle_path(key, dask_worker):
-    """How this worker's distributed serializes the object under KEY."""
-    import pickle
-
-    import numpy
-    import pickle5
-    from distributed.protocol import pickle as dpickle
-    from distributed.protocol import serialize
-
-    payload = dask_worker.data[key]
-    buffers = []
-    dpickle.dumps(payload, buffer_callback=buffers.append)
-    header, frames = serialize(payload)
-    array = payload.array
-    sharing = [f for f in frames
-               if numpy.shares_memory(numpy.frombuffer(f, dtype=numpy.uint8),
-                                      array)]
-    return {
-        "pickle5_is_pickle": pickle5 is pickle,
-        "highest_protocol": pickle.HIGHEST_PROTOCOL,
-        "pickle5_file": getattr(pickle5, "__file__", None),
-        "distributed_protocol": dpickle.HIGHEST_PROTOCOL,
-        "pickler": "%s.%s" % (pickle.Pickler.__module__,
-                              pickle.Pickler.__qualname__),
-        "buffers": [memoryview(b).nbytes for b in buffers],
-        "serializer": header.get("serializer"),
-        "frames": [memoryview(f).nbytes for f in frames],
-        "frames_sharing_the_array": len(sharing),
-        "bytes_sharing_the_array": sum(memoryview(f).nbytes for f in sharing),
-    }
-
-
-def spill(key, dask_worker):
-    """Evict KEY to disk the way Worker.memory_monitor does in 2022.2."""
-    import gc
-    data = dask_worker.data
-    evicted = []
-    while key in data.fast:
-        k, _, _ = data.fast.evict()
-        evicted.append(k)
-    gc.collect()
-    assert key in data.slow, "%r not on disk after eviction" % key
-    directory = data.slow.d.directory
-    files = {name: os.path.getsize(os.path.join(directory, name))
-             for name in os.listdir(directory)}
-    return {"type": type(data).__name__, "evicted": evicted,
-            "in_memory": key in data.fast, "on_disk": key in data.slow,
-            "directory": directory, "files": files,
-            "spilled_total": getattr(data, "spilled_total", None),
-            "memory": memory()}
-
-
-def read_back(key, dask_worker):
-    data = dask_worker.data
-    started = time.perf_counter()
-    result = checksum(data[key])
-    return {"checksum": result, "in_memory": key in data.fast,
-            "on_disk": key in data.slow,
-            "seconds": time.perf_counter() - started, "memory": memory()}
-
-
-def scenario(size, mode, results):
+def scenario(size, mode, by_value, with_lambda, results):
     import dask
     import distributed
     import numpy
@@ -175,7 +84,8 @@ def scenario(size, mode, results):
             assert addresses == ["127.0.0.1"], (where, addresses)
 
         m = results["memory"] = {"baseline": client.run(memory)}
-        payload = client.submit(make_payload, size, workers=[a],
+        cls = MainPayload if by_value else dask_payload.Payload
+        payload = client.submit(make_payload, cls, size, workers=[a],
                                 allow_other_workers=False, pure=False)
         distributed.wait(payload)
         m["A_after_create"] = client.run(memory, workers=[a])[a]
@@ -195,12 +105,13 @@ def scenario(size, mode, results):
         results["spill_on_B"] = client.run(spill, payload.key, workers=[b])[b]
         results["read_back_on_B"] = client.run(read_back, payload.key,
                                                workers=[b])[b]
-        results["lambda"] = client.submit(lambda x: x + 1, 1).result()
+        if with_lambda:
+            results["lambda"] = client.submit(lambda x: x + 1, 1).result()
         results["cluster_seconds"] = time.perf_counter() - started
-    check(size, results, mode)
+    check(size, results, mode, by_value, with_lambda)
 
 
-def check(size, results, mode):
+def check(size, results, mode, by_value, with_lambda):
     """The assertions, on the measurements alone."""
     expected = ["payload of %d bytes" % size, size, 7 * len(range(0, size, 4096)), 7]
     path = results["pickle_path_on_A"]
@@ -213,6 +124,8 @@ def check(size, results, mode):
         assert not path["pickle5_is_pickle"], path
         assert path["highest_protocol"] == 4, path
     assert path["distributed_protocol"] == 5, path
+    assert path["payload_class"] == ("__main__.MainPayload" if by_value else
+                                     "dask_payload.Payload"), path
     # The array leaves the pickle stream as one out-of-band buffer, and the
     # frames distributed sends are views of the array itself, not copies.
     assert path["buffers"] == [size], path
@@ -227,7 +140,8 @@ def check(size, results, mode):
     assert max(spilled["files"].values()) >= size, spilled["files"]
     back = results["read_back_on_B"]
     assert back["checksum"] == expected and back["in_memory"], back
-    assert results["lambda"] == 2, results["lambda"]
+    if with_lambda:
+        assert results["lambda"] == 2, results["lambda"]
 
     m = results["memory"]
     a, b = results["workers"]["A"], results["workers"]["B"]
@@ -268,11 +182,18 @@ def main():
     parser.add_argument("--mode", choices=["patched", "backport"],
                         default="patched",
                         help="the patched 3.7, or a stock 3.7 with pickle5")
+    parser.add_argument("--by-value", action="store_true",
+                        help="a payload class of __main__ (cloudpickle)")
+    parser.add_argument("--no-lambda", action="store_true",
+                        help="do not submit a lambda (needs cloudpickle)")
     args = parser.parse_args()
-    results = {"size": args.size_mib * MIB, "mode": args.mode, "ok": False}
+    results = {"size": args.size_mib * MIB, "mode": args.mode,
+               "by_value": args.by_value, "lambda_submitted": not args.no_lambda,
+               "ok": False}
     status = 0
     try:
-        scenario(args.size_mib * MIB, args.mode, results)
+        scenario(args.size_mib * MIB, args.mode, args.by_value,
+                 not args.no_lambda, results)
         results["ok"] = True
     except BaseException:
         results["error"] = traceback.format_exc()
