@@ -1,0 +1,362 @@
+"""Export the patched CPython in a form another installer builds.
+
+  export pyenv DIR [--name NAME] [--tarball PATH] [--force]
+
+writes a python-build definition (pyenv's installer) with its patch folder,
+in the layout python-build uses for per-version patches:
+
+  DIR/NAME                                    the definition
+  DIR/patches/NAME/Python-X.Y.Z/NNNN-*.patch  one patch per patch of the series
+
+NAME defaults to <release>-zerocopy (3.7.3-zerocopy).  python-build applies
+every file of the patch folder, in name order, with `patch -p1` before it
+runs configure.  The patches are made with `git format-patch` from the
+series applied to the imported source base (in build/<line>/export/src,
+not the src of `tools apply`), so that each one carries the files it adds
+and its own diffstat.
+
+The definition downloads python.org's release tarball and checks its pinned
+sha256.  With --tarball PATH it builds from that tarball instead: the
+tarball is copied to DIR/cache/ under the name python-build looks for, its
+sha256 goes into the definition, and python-build uses it offline when
+PYTHON_BUILD_CACHE_PATH names DIR/cache.  The commands to use are printed.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import textwrap
+from pathlib import Path
+
+from . import basestore
+from .apply import apply_series, print_result
+from .errors import Failure, UsageError
+from .gitutil import git
+from .series import Series
+
+FORMATS = ("pyenv",)
+# What a definition file name may hold: python-build reads the version of
+# the interpreter it installs from the start of the name.
+NAME_CHARS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+# Tarballs python-build can unpack, by the end of their URL, and the
+# extension it gives the file it looks for in PYTHON_BUILD_CACHE_PATH.
+TARBALL_SUFFIXES = {".tar.xz": ".tar.xz", ".txz": ".tar.xz",
+                    ".tar.gz": ".tar.gz", ".tgz": ".tar.gz",
+                    ".tar.bz2": ".tar.bz2", ".tbz2": ".tar.bz2"}
+
+
+def add_arguments(parser):
+    parser.add_argument("format", metavar="FORMAT",
+                        help="what to write: %s" % ", ".join(FORMATS))
+    parser.add_argument("directory", metavar="DIR",
+                        help="where to write it (new or empty; see --force)")
+    parser.add_argument("--name", metavar="NAME",
+                        help="the definition's name, which pyenv installs "
+                             "the interpreter under (default: "
+                             "<release>-zerocopy, e.g. 3.7.3-zerocopy)")
+    parser.add_argument("--tarball", metavar="PATH",
+                        help="build from this CPython release tarball "
+                             "instead of python.org's download (offline)")
+    parser.add_argument("--force", action="store_true",
+                        help="write into DIR even if it is not empty, "
+                             "replacing an earlier export of NAME")
+
+
+def run(ws, line, args):
+    if args.format not in FORMATS:
+        raise UsageError("unknown export format %r: choose %s"
+                         % (args.format, ", ".join(FORMATS)))
+    result = export_pyenv(ws, line, args.directory, name=args.name,
+                          tarball=args.tarball, force=args.force)
+    print_export(result)
+    return 0
+
+
+# -- checks of the request, all before any work ---------------------------
+
+def check_name(line, name):
+    if not NAME_CHARS.match(name):
+        raise UsageError("%r cannot name a python-build definition: use "
+                         "letters, digits and . _ + - (e.g. %s-zerocopy)"
+                         % (name, line.reference))
+    # python-build finds the installed bin/pythonX.Y from the first two
+    # numbers of the definition's name.
+    if not re.match(r"^%s(?:[.-]|$)" % re.escape(line.name), name):
+        raise UsageError("the definition name %r must start with %s (e.g. "
+                         "%s-zerocopy): python-build finds the interpreter "
+                         "it installs by the version the name starts with"
+                         % (name, line.name, line.reference))
+
+
+def check_directory(directory, force):
+    if directory.exists() and not directory.is_dir():
+        raise UsageError("%s exists and is not a directory: name a new or "
+                         "empty directory" % directory)
+    if directory.is_dir() and any(directory.iterdir()) and not force:
+        raise UsageError("%s exists and is not empty: name a new or empty "
+                         "directory, or pass --force to write into it"
+                         % directory)
+
+
+def tarball_suffix(path):
+    for suffix, cached in TARBALL_SUFFIXES.items():
+        if path.name.endswith(suffix):
+            return cached
+    raise UsageError("%s is not a tarball python-build unpacks: give a "
+                     "Python-X.Y.Z.tar.xz (or .tar.gz, .tar.bz2)" % path)
+
+
+def tarball_version(path):
+    """PY_VERSION of the CPython tree in the tarball at PATH, which must be
+    in one top directory as python-build expects (Python-X.Y.Z/...)."""
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            for member in archive:
+                name = member.name
+                while name.startswith("./"):
+                    name = name[2:]
+                parts = name.split("/")
+                if len(parts) == 3 and parts[1:] == ["Include",
+                                                     "patchlevel.h"] \
+                        and member.isfile():
+                    text = archive.extractfile(member).read().decode(
+                        "utf-8", "replace")
+                    match = re.search(r'#define\s+PY_VERSION\s+"([^"]+)"',
+                                      text)
+                    return match.group(1) if match else None
+    except tarfile.ReadError:
+        raise UsageError("cannot read the tarball %s: it is not a tar "
+                         "archive (plain, xz, gzip or bzip2)" % path) from None
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError("cannot read the tarball %s: %s" % (path, detail)) \
+            from None
+    return None
+
+
+def check_tarball(path, version, package):
+    if not path.is_file():
+        raise UsageError("no tarball at %s: give the path of a CPython %s "
+                         "release tarball" % (path, version))
+    suffix = tarball_suffix(path)
+    found = tarball_version(path)
+    if found is None:
+        raise UsageError("%s holds no CPython source tree in a top directory "
+                         "(no %s/Include/patchlevel.h)" % (path, package))
+    if found != version:
+        raise UsageError("%s is CPython %s, but the patches are made from the "
+                         "imported %s base: give a %s tarball, or import the "
+                         "matching base" % (path, found, version, version))
+    return suffix
+
+
+# -- the export -----------------------------------------------------------
+
+def export_pyenv(ws, line, directory, name=None, tarball=None, force=False,
+                 out=print):
+    """Write the python-build definition NAME and its patches into
+    DIRECTORY; return what was written, for print_export."""
+    directory = Path(directory).expanduser().absolute()
+    if name is not None:
+        check_name(line, name)
+    base = basestore.load(ws, line, "source")
+    if base is None:
+        raise UsageError(
+            "no CPython %s source base imported, and the definition needs "
+            "the C sources: run `python3 -m tools base import PATH` (a "
+            "source tree or tarball) or `python3 -m tools base download`"
+            % line.name)
+    package = "Python-%s" % base.version
+    name = name or "%s-zerocopy" % base.version
+    if tarball is not None:
+        tarball = Path(tarball).expanduser().absolute()
+        suffix = check_tarball(tarball, base.version, package)
+        source = {"sha256": basestore.sha256_file(tarball),
+                  "origin": str(tarball),
+                  "cache": directory / "cache" / (package + suffix)}
+        source["url"] = source["cache"].as_uri()
+    else:
+        download = line.downloads.get(base.version)
+        if download is None:
+            raise UsageError("no python.org tarball of CPython %s is pinned "
+                             "in tools/workspace.py: pass --tarball PATH"
+                             % base.version)
+        source = {"sha256": download.sha256, "url": download.url,
+                  "origin": download.url, "cache": None}
+    check_directory(directory, force)
+    if tarball is None:
+        warn_unlike_release(ws, line, base, out)
+
+    applied = apply_series(ws, line, kind="source",
+                           src=ws.build_dir(line) / "export" / "src")
+    print_result(applied, out)
+    staging = Path(tempfile.mkdtemp(prefix="zerocopy-export-"))
+    try:
+        patches = format_patches(applied["src"], staging)
+        definition = directory / name
+        patch_dir = directory / "patches" / name / package
+        directory.mkdir(parents=True, exist_ok=True)
+        # python-build applies every file of the folder: an earlier
+        # export's patches must not linger beside the new ones.
+        if (directory / "patches" / name).exists():
+            shutil.rmtree(directory / "patches" / name)
+        patch_dir.mkdir(parents=True)
+        for patch in patches:
+            shutil.copyfile(patch, patch_dir / patch.name)
+        cache = source["cache"]
+        if cache is not None and not (cache.exists() and
+                                      cache.samefile(tarball)):
+            cache.parent.mkdir(exist_ok=True)
+            shutil.copyfile(tarball, cache)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    names = [p.name for p in patches]
+    definition.write_text(definition_text(ws, line, definition, package,
+                                          source, names, applied))
+    return {"definition": definition, "patch_dir": patch_dir,
+            "patches": names, "package": package, "source": source,
+            "name": name, "directory": directory, "line": line}
+
+
+def warn_unlike_release(ws, line, base, out):
+    """The patches are diffs of the imported base; the definition applies
+    them to python.org's tarball.  Say so when the base's copies of the
+    files the series changes are not the release's (bases.json)."""
+    touched = Series.load(ws.series_dir(line)).touched_files()
+    known, problems = basestore.verify(ws, line, base, touched)
+    if not known:
+        out("warning: bases.json records no hashes of CPython %s: the patches "
+            "may not apply to python.org's tarball" % base.version)
+    for problem in problems:
+        out("warning: %s; the patches may not apply to python.org's tarball"
+            % problem)
+
+
+def format_patches(src, staging):
+    """One self-contained patch per commit after the base, in STAGING."""
+    git(src, "format-patch", "--quiet", "--zero-commit", "--no-signature",
+        "--no-renames", "-o", str(staging), "refs/zerocopy/base..HEAD")
+    patches = sorted(staging.glob("[0-9][0-9][0-9][0-9]-*.patch"))
+    if not patches:
+        raise Failure("the series is empty: nothing to export")
+    for patch in patches:
+        if "\nGIT binary patch\n" in patch.read_text(errors="replace"):
+            raise Failure("%s changes a binary file, which patch -p1 (and so "
+                          "python-build) cannot apply" % patch.name)
+    return patches
+
+
+def series_revision(ws):
+    """Which commit of the workspace the export comes from, for the record."""
+    proc = git(ws.root, "describe", "--always", "--dirty", check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def definition_text(ws, line, definition, package, source, patches,
+                    applied):
+    """The definition: a bash script python-build sources, which calls
+    install_package with the tarball's URL#sha256 and the build steps of
+    pyenv's own CPython 3.7 definitions."""
+    name = definition.name
+    major_minor = line.name.replace(".", "")
+    revision = series_revision(ws)
+    about = ("python-build definition: CPython %s with the zero-copy "
+             "pickling series of patches/%s%s.  Written by `python3 -m tools "
+             "export pyenv`%s; export again rather than edit it."
+             % (applied["base"].version, line.name,
+                " (%s)" % line.summary if line.summary else "",
+                " at workspace commit %s" % revision if revision else ""))
+    lines = ["# " + text for text in textwrap.wrap(about, 76)]
+    lines += [
+        "#",
+        "# python-build applies, in name order and with `patch -p1`, the "
+        "files of",
+        "#   patches/%s/%s/" % (name, package),
+        "# beside this file:",
+    ]
+    lines += ["#   %s" % patch for patch in patches]
+    lines += [
+        "#",
+        "# Install with:",
+    ]
+    cache = source["cache"]
+    env = "PYTHON_BUILD_CACHE_PATH=%s " % cache.parent if cache else ""
+    lines += [
+        "#   %spython-build %s PREFIX" % (env, definition),
+        "#   %spyenv install %s" % (env, definition),
+    ]
+    if cache:
+        lines += [
+            "# The source is %s (copied to %s);" % (source["origin"],
+                                                    cache.name),
+            "# python-build takes it from PYTHON_BUILD_CACHE_PATH without "
+            "going online.",
+        ]
+    lines += [
+        "",
+        "# configure reads a git branch into sys.version only from a "
+        "srcdir/.git, which",
+        "# a tarball lacks; say that git is absent all the same, as "
+        "distributions do.",
+        "export ac_cv_prog_HAS_GIT=not-found",
+        "",
+        "# OpenSSL 1.1 where Homebrew or MacPorts offer a choice (macOS);",
+        "# elsewhere these change nothing and the system's OpenSSL is used.",
+        "prefer_openssl11",
+        "export PYTHON_BUILD_CONFIGURE_WITH_OPENSSL=1",
+    ]
+    if source["url"].endswith("xz"):
+        lines += [
+            "",
+            "if ! has_tar_xz_support; then",
+            '  echo "python-build: %s needs tar with xz support (install xz)"'
+            ' >&2' % name,
+            "  exit 1",
+            "fi",
+        ]
+    lines += [""]
+    lines += [
+        'install_package "%s" "%s#%s" standard verify_py%s copy_python_gdb '
+        'ensurepip' % (package, source["url"], source["sha256"],
+                       major_minor),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def python_build_command():
+    """python-build's path: on PATH (pyenv puts its plugin there for the
+    commands it runs), else pyenv's plugin; the bare name otherwise."""
+    found = shutil.which("python-build")
+    if found:
+        return found
+    if shutil.which("pyenv"):
+        proc = subprocess.run(["pyenv", "root"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+        candidate = Path(proc.stdout.strip(), "plugins", "python-build",
+                         "bin", "python-build")
+        if proc.returncode == 0 and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return "python-build"
+
+
+def print_export(result, out=print):
+    source = result["source"]
+    out("wrote %s: %s with %d patch(es) in %s"
+        % (result["definition"], result["package"], len(result["patches"]),
+           result["patch_dir"]))
+    if source["cache"]:
+        out("  source: %s (sha256 %s), copied to %s"
+            % (source["origin"], source["sha256"], source["cache"]))
+    else:
+        out("  source: %s (sha256 %s)" % (source["url"], source["sha256"]))
+    env = "PYTHON_BUILD_CACHE_PATH=%s " % source["cache"].parent \
+        if source["cache"] else ""
+    out("install %swith python-build (PREFIX: where to install):"
+        % ("offline " if env else ""))
+    out("  %s%s %s PREFIX" % (env, python_build_command(),
+                              result["definition"]))
+    out("or with pyenv (into $(pyenv root)/versions/%s):" % result["name"])
+    out("  %spyenv install %s" % (env, result["definition"]))
