@@ -140,6 +140,17 @@ def synthetic(tmp_path):
             "news_copy": "new-files/3.7/" + news}
 
 
+@pytest.fixture
+def applied(synthetic):
+    """The synthetic workspace with its base imported and series applied."""
+    run_tools("base", "import", synthetic["tree"], workspace=synthetic["ws"],
+              cache=synthetic["cache"], check=0)
+    run_tools("apply", workspace=synthetic["ws"], cache=synthetic["cache"],
+              check=0)
+    synthetic["src"] = synthetic["ws"] / "build" / "3.7" / "src"
+    return synthetic
+
+
 # -- the patched interpreters -------------------------------------------------
 
 def interpreter_record(line="3.7", debug=False):

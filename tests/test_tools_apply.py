@@ -2,19 +2,8 @@
 
 from pathlib import Path
 
-import pytest
 
 from conftest import assert_clean_error, git, run_tools
-
-
-@pytest.fixture
-def applied(synthetic):
-    run_tools("base", "import", synthetic["tree"], workspace=synthetic["ws"],
-              cache=synthetic["cache"], check=0)
-    run_tools("apply", workspace=synthetic["ws"], cache=synthetic["cache"],
-              check=0)
-    synthetic["src"] = synthetic["ws"] / "build" / "3.7" / "src"
-    return synthetic
 
 
 def log(src):

@@ -13,16 +13,6 @@ from conftest import REPO, assert_clean_error, git, run_tools
 OLD_LAYOUT = "3d464d8"
 
 
-@pytest.fixture
-def applied(synthetic):
-    run_tools("base", "import", synthetic["tree"], workspace=synthetic["ws"],
-              cache=synthetic["cache"], check=0)
-    run_tools("apply", workspace=synthetic["ws"], cache=synthetic["cache"],
-              check=0)
-    synthetic["src"] = synthetic["ws"] / "build" / "3.7" / "src"
-    return synthetic
-
-
 def workspace(spec):
     from tools.workspace import LINES, Workspace
     return Workspace(spec["ws"], spec["cache"]), LINES["3.7"]
