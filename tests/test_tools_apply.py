@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-
 from conftest import assert_clean_error, git, run_tools
 
 
