@@ -32,13 +32,18 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
+def patchlevel_version(text):
+    """PY_VERSION defined by the text of an Include/patchlevel.h."""
+    match = re.search(r'#define\s+PY_VERSION\s+"([^"]+)"', text)
+    return match.group(1) if match else None
+
+
 def tree_version(tree):
     """PY_VERSION of a CPython source tree, from Include/patchlevel.h."""
     header = Path(tree, "Include", "patchlevel.h")
     if not header.exists():
         return None
-    match = re.search(r'#define\s+PY_VERSION\s+"([^"]+)"', header.read_text())
-    return match.group(1) if match else None
+    return patchlevel_version(header.read_text())
 
 
 def check_line_version(line, version, what):

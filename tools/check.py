@@ -37,16 +37,16 @@ import time
 from pathlib import Path
 
 from . import basestore, newfiles, news
-from . import test as test_verb
 from .apply import apply_series
 from .base import no_base_message
 from .build import configure_and_make, count_warnings, run_logged
 from .errors import Failure, UsageError
 from .gitutil import git_out
 from .series import Series
+from .workspace import CORE_TESTS, PICKLE_TESTS
 
 # Every prefix is a full build: the core tests run too.
-TESTS = test_verb.TESTS + test_verb.CORE_TESTS
+TESTS = PICKLE_TESTS + CORE_TESTS
 DOCS_REQUIREMENTS = {"3.7": "requirements/docs-py37.txt"}
 # What setup.py prints when an extension module of the tree did not build
 # or did not import; make itself succeeds all the same.

@@ -122,11 +122,9 @@ def tarball_version(path):
                 if len(parts) == 3 and parts[1:] == ["Include",
                                                      "patchlevel.h"] \
                         and member.isfile():
-                    text = archive.extractfile(member).read().decode(
-                        "utf-8", "replace")
-                    match = re.search(r'#define\s+PY_VERSION\s+"([^"]+)"',
-                                      text)
-                    return match.group(1) if match else None
+                    return basestore.patchlevel_version(
+                        archive.extractfile(member).read().decode(
+                            "utf-8", "replace"))
     except tarfile.ReadError:
         raise UsageError("cannot read the tarball %s: it is not a tar "
                          "archive (plain, xz, gzip or bzip2)" % path) from None

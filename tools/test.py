@@ -18,11 +18,8 @@ import subprocess
 
 from .errors import Failure, UsageError
 from .which import interpreter
+from .workspace import CORE_TESTS, PICKLE_TESTS
 
-TESTS = ["test_pickle", "test_pickletools", "test_picklebuffer"]
-# The series also changes bytearray and memoryview in the core, which only
-# a full build compiles: an overlay keeps the installed interpreter's.
-CORE_TESTS = ["test_bytes", "test_memoryview"]
 
 
 def add_arguments(parser):
@@ -32,7 +29,7 @@ def add_arguments(parser):
                         help="hunt reference leaks (-R 3:3) on a debug build")
     parser.add_argument("--tests", nargs="+", metavar="TEST",
                         help="regrtest modules to run (default: %s, and %s "
-                             "on a full build)" % (" ".join(TESTS),
+                             "on a full build)" % (" ".join(PICKLE_TESTS),
                                                    " ".join(CORE_TESTS)))
     parser.add_argument("regrtest_args", nargs="*", metavar="ARGS",
                         help="further regrtest arguments, after --")
@@ -57,7 +54,7 @@ def run(ws, line, args):
         command += ["-R", "3:3"]
     tests = args.tests
     if tests is None:
-        tests = TESTS + (CORE_TESTS if record["mode"] == "full" else [])
+        tests = PICKLE_TESTS + (CORE_TESTS if record["mode"] == "full" else [])
     command += list(args.regrtest_args) + list(tests)
     print("running: " + " ".join(command), flush=True)
     proc = subprocess.run(command)

@@ -90,6 +90,13 @@ DEFAULT_LINE = "3.7"
 INTERPRETER_VARIANTS = (None, "debug", "stock")
 
 
+# The regrtest modules of the series: the pickle modules' tests, and the
+# tests of the core types the series changes (bytearray, memoryview),
+# which only a full build compiles; an overlay keeps the installed core.
+PICKLE_TESTS = ["test_pickle", "test_pickletools", "test_picklebuffer"]
+CORE_TESTS = ["test_bytes", "test_memoryview"]
+
+
 def get_line(name):
     try:
         return LINES[name]
