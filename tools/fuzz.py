@@ -1,0 +1,86 @@
+"""Fuzz both unpicklers of the patched interpreter with mutated pickles.
+
+Feeds --count mutated protocol-5 streams (seeded from our own corpus of
+pickles at protocols 0-5, fuzz/corpus.py) to the C pickle.Unpickler and
+the Python pickle._Unpickler, each from io.BytesIO, a file with readinto
+and a file with only read, in worker processes of the line's patched
+interpreter under an address space limit.  find_class resolves a small
+whitelist only.  Reports crashes (the input is saved under
+build/fuzz/<line>/ with the command that replays it), hangs, unraisable
+errors and exception types outside the documented set; exits 1 on any.
+The same --seed gives the same streams.
+"""
+
+import os
+import subprocess
+
+from .errors import UsageError
+
+
+def parse_size(text):
+    """Bytes from "2G", "512M", "1048576"."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    number, unit = text.upper().rstrip("B"), 1
+    if number[-1:] in units:
+        number, unit = number[:-1], units[number[-1]]
+    try:
+        size = int(float(number) * unit)
+    except ValueError:
+        raise UsageError("--limit %r is not a size such as 2G or 512M"
+                         % text) from None
+    if size < 64 << 20:
+        raise UsageError("--limit %s is too small for the interpreter to "
+                         "start: give at least 64M" % text)
+    return size
+
+
+def add_arguments(parser):
+    parser.add_argument("--count", type=int, default=20000, metavar="N",
+                        help="mutated streams (default 20000)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="the campaign's random seed (default 0)")
+    parser.add_argument("--limit", default="2G", metavar="SIZE",
+                        help="address space limit of each worker "
+                             "(default 2G)")
+    parser.add_argument("--timeout", type=float, default=10.0,
+                        metavar="SECONDS",
+                        help="time one load may take (default 10)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        metavar="J",
+                        help="worker processes at a time (default: CPUs)")
+    parser.add_argument("--self-test", metavar="KIND", choices=(
+        "struct-error", "crash", "timeout", "unraisable"),
+        help="inject a finding (struct-error, crash, timeout or "
+             "unraisable) into stream 1, to see the check fail")
+
+
+def python(ws, line):
+    """The patched interpreter, found the way `tools which` finds it."""
+    record = ws.read_interpreter(line)
+    build = "python3 -m tools build" + (
+        "" if line.name == "3.7" else " --base " + line.name)
+    if record is None:
+        raise UsageError("no patched CPython %s interpreter yet: run `%s`"
+                         % (line.name, build))
+    if not os.path.exists(record["python"]):
+        raise UsageError("the patched interpreter %s is gone: run `%s`"
+                         % (record["python"], build))
+    return record["python"]
+
+
+def run(ws, line, args):
+    if args.count < 1:
+        raise UsageError("--count must be at least 1")
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    command = [python(ws, line), "-m", "fuzz",
+               "--count", str(args.count), "--seed", str(args.seed),
+               "--limit", str(parse_size(args.limit)),
+               "--timeout", str(args.timeout), "--jobs", str(args.jobs),
+               "--out", str(ws.build_dir(line).parent / "fuzz" / line.name)]
+    if args.self_test:
+        command += ["--self-test", args.self_test]
+    # The campaign imports the fuzz package from the workspace; its own
+    # workers get PYTHONHASHSEED=0 and this PYTHONPATH from it.
+    env = dict(os.environ, PYTHONPATH=str(ws.root))
+    return subprocess.call(command, cwd=str(ws.root), env=env)
