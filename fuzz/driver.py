@@ -254,18 +254,16 @@ def limit_memory(limit):
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def replay(driver, data, seed, args):
+def replay(driver, index, data, seed, args):
     pairs = [(u, s) for u in UNPICKLERS for s in SOURCES
              if args.unpickler in (None, u) and args.source in (None, s)]
     limit_memory(args.limit)
     for unpickler, source in pairs:
         print("%s %s:" % (unpickler, source), end=" ", flush=True)
-        try:
-            driver.classes[unpickler](FILES[source](data),
-                                      buffers=driver.buffers(seed)).load()
-            print("loaded")
-        except Exception as exc:
-            print("%s: %s" % (type(exc).__name__, str(exc)[:200]))
+        kind, verdict, message = driver.attempt(index, unpickler, source,
+                                                data, seed)
+        print("loaded" if kind is None else "%s.%s (%s) %s" % (
+            kind.__module__, kind.__name__, verdict, message or ""))
         for text in driver.unraisables():
             print("  unraisable: " + text.strip())
 
@@ -297,10 +295,10 @@ def main(argv=None):
         data, seed, how = driver.stream(args.replay)
         print("stream %d: %s of seed %s, %d bytes: %r" % (
             args.replay, how, seed.name, len(data), data[:120]))
-        replay(driver, data, seed, args)
+        replay(driver, args.replay, data, seed, args)
     elif args.file is not None:
         with open(args.file, "rb") as f:
-            replay(driver, f.read(), corpus.Seed("file", b"", []), args)
+            replay(driver, -1, f.read(), corpus.Seed("file", b"", []), args)
     else:
         limit_memory(args.limit)
         print("R %d %d" % (len(driver.seeds), driver.dropped), flush=True)
