@@ -229,4 +229,3 @@ def seeds():
                 out.append(Seed(label + "/unframed",
                                 as_protocol_5(unframed(data)), raw))
     return out
-
