@@ -19,6 +19,7 @@ import threading
 import time
 
 from fuzz.driver import SOURCES, UNPICKLERS
+from fuzz.mutate import SWEEP
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ATTEMPTS = [(u, s) for u in UNPICKLERS for s in SOURCES]
@@ -33,7 +34,7 @@ class Result(object):
         self.streams = {u: set() for u in UNPICKLERS}
         # unpickler -> [(kind, stream, source, detail)]
         self.findings = {u: [] for u in UNPICKLERS}
-        self.seeds = None
+        self.seeds = self.sweep = "?"
         self.restarts = 0
 
     def finding(self, unpickler, kind, index, source, detail):
@@ -101,8 +102,12 @@ class Campaign(object):
     def record(self, line):
         tag, _, rest = line.partition(" ")
         if tag == "R":
-            self.result.seeds = "%s (%s that need globals outside the " \
-                "whitelist left out)" % tuple(rest.split())
+            kept, dropped, cuts = (int(n) for n in rest.split())
+            swept = min(cuts, -(-self.args.count * SWEEP[0] // SWEEP[1]))
+            self.result.seeds = "%d seeds (%d left out: they need " \
+                "globals outside the whitelist)" % (kept, dropped)
+            self.result.sweep = "truncation sweep: %d of %d cuts" % (
+                swept, cuts)
             return None
         fields = rest.split(" ", 5)
         index, unpickler, source = int(fields[0]), fields[1], fields[2]
@@ -157,11 +162,11 @@ class Campaign(object):
 
 
 def report(args, result, seconds):
-    print("fuzz: %s, seed %d, %d mutated protocol-5 streams of %s seeds, "
-          "address space limit %d MiB, %d sources (%s), %.1f s, "
-          "%d worker restarts" % (
-              sys.executable, args.seed, args.count, result.seeds,
-              args.limit >> 20, len(SOURCES), ", ".join(SOURCES), seconds,
+    print("fuzz: %s\n  %d mutated protocol-5 streams, seed %d, from %s\n"
+          "  %s; sources: %s; address space limit %d MiB\n"
+          "  %.1f s, %d worker restarts" % (
+              sys.executable, args.count, args.seed, result.seeds,
+              result.sweep, ", ".join(SOURCES), args.limit >> 20, seconds,
               result.restarts))
     failed = False
     for unpickler in UNPICKLERS:
@@ -203,13 +208,48 @@ def report(args, result, seconds):
     return 1 if failed else 0
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        sys.stderr.write("error: %s\n" % message)
+        sys.exit(2)
+
+
+def size(text):
+    """Bytes from "2G", "512M", "1048576"."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    number, unit = text.upper().rstrip("B"), 1
+    if number[-1:] in units:
+        number, unit = number[:-1], units[number[-1]]
+    try:
+        value = int(float(number) * unit)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "%r is not a size such as 2G or 512M" % text)
+    if value < 64 << 20:
+        raise argparse.ArgumentTypeError(
+            "%s is too small for a worker to start: give at least "
+            "64M" % text)
+    return value
+
+
+def at_least_one(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError("%r is not a number >= 1" % text)
+    return value
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m fuzz")
-    parser.add_argument("--count", type=int, default=20000)
+    parser = Parser(prog="python -m fuzz")
+    parser.add_argument("--count", type=at_least_one, default=20000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, default=2 << 30,
-                        help="address space limit of a worker, in bytes")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--limit", type=size, default=2 << 30,
+                        help="address space limit of a worker (2G, 512M)")
+    parser.add_argument("--jobs", type=at_least_one,
+                        default=os.cpu_count() or 1)
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--out", default=os.path.join(ROOT, "build", "fuzz"))
     parser.add_argument("--self-test", choices=(

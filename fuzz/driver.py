@@ -301,7 +301,8 @@ def main(argv=None):
             replay(driver, -1, f.read(), corpus.Seed("file", b"", []), args)
     else:
         limit_memory(args.limit)
-        print("R %d %d" % (len(driver.seeds), driver.dropped), flush=True)
+        print("R %d %d %d" % (len(driver.seeds), driver.dropped,
+                              len(driver.pairs)), flush=True)
         driver.run(args.start, args.stop, args.skip, args.timeout, sys.stdout)
     return 0
 

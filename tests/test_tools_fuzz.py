@@ -149,9 +149,10 @@ def test_find_class_refuses_anything_outside_the_whitelist():
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--limit", "lots"], "--limit 'lots' is not a size"),
+    (["--limit", "lots"], "--limit: 'lots' is not a size such as 2G"),
     (["--limit", "1M"], "too small"),
-    (["--count", "0"], "--count must be at least 1"),
+    (["--count", "0"], "'0' is not a number >= 1"),
+    (["--jobs", "two"], "'two' is not a number >= 1"),
 ])
 def test_user_mistakes(args, fragment):
     built("3.7")
