@@ -61,14 +61,14 @@ def whitelist():
     """(module, name) -> object: everything find_class may return.  Never
     the default find_class: a mutated stream could name os.system."""
     import _codecs
+    import builtins
     import copyreg
     allowed = {}
     for name in ("set", "frozenset", "list", "dict", "tuple", "bytearray",
                  "bytes", "int", "float", "complex", "str", "bool", "object",
                  "slice", "range"):
         for module in ("builtins", "__builtin__"):  # protocol 0-2 spelling
-            allowed[module, name] = getattr(__builtins__, name, None) or \
-                __import__("builtins").__dict__[name]
+            allowed[module, name] = getattr(builtins, name)
     for module in ("copyreg", "copy_reg"):
         allowed[module, "_reconstructor"] = copyreg._reconstructor
     allowed["_codecs", "encode"] = _codecs.encode  # bytes at protocol < 3
@@ -83,6 +83,32 @@ def whitelist():
 
 
 ALLOWED = {}
+
+
+def state_of(obj):
+    """What a stream can change of a whitelisted class or function: BUILD
+    with slot state does setattr() on whatever object it is given."""
+    names = ("__dict__", "__defaults__", "__kwdefaults__")
+    return [(name, dict(getattr(obj, name)) if name == "__dict__"
+             else getattr(obj, name, None)) for name in names
+            if hasattr(obj, name)]
+
+
+def restore(obj, state):
+    for name, value in state:
+        if name != "__dict__":
+            if getattr(obj, name) is not value:
+                setattr(obj, name, value)
+            continue
+        now = obj.__dict__
+        if len(now) == len(value) and all(
+                now.get(key, now) is item for key, item in value.items()):
+            continue
+        for key in [key for key in now if key not in value]:
+            delattr(obj, key)
+        for key, item in value.items():
+            if now.get(key, now) is not item:
+                setattr(obj, key, item)
 
 
 def restricted(base):
@@ -137,6 +163,10 @@ class Driver(object):
         self.seed = seed
         self.seeds = corpus.seeds()
         ALLOWED = whitelist()
+        # So that a stream cannot change how later ones load.
+        self.pristine = [(obj, state_of(obj)) for (module, name), obj
+                         in sorted(ALLOWED.items())
+                         if module not in ("builtins", "__builtin__")]
         self.classes = {"C": restricted(pickle.Unpickler),
                         "py": restricted(pickle._Unpickler)}
         # A seed the whitelist cannot load (a method pickled through
@@ -191,6 +221,9 @@ class Driver(object):
             return type(exc), "doc", None
         except Exception as exc:
             return type(exc), "undoc", str(exc)[:300]
+        finally:
+            for obj, state in self.pristine:
+                restore(obj, state)
         return None, "ok", None
 
     def inject(self):
