@@ -13,6 +13,7 @@ The same --seed gives the same streams.
 
 import os
 import subprocess
+from pathlib import Path
 
 from .errors import UsageError
 
@@ -60,7 +61,8 @@ def run(ws, line, args):
                "--out", str(ws.build_dir(line).parent / "fuzz" / line.name)]
     if args.self_test:
         command += ["--self-test", args.self_test]
-    # The campaign imports the fuzz package from the workspace; its own
-    # workers get PYTHONHASHSEED=0 and this PYTHONPATH from it.
-    env = dict(os.environ, PYTHONPATH=str(ws.root))
-    return subprocess.call(command, cwd=str(ws.root), env=env)
+    # The fuzz package sits beside tools/; the campaign gives its workers
+    # PYTHONHASHSEED=0 and this PYTHONPATH.
+    code = str(Path(__file__).resolve().parent.parent)
+    return subprocess.call(command, cwd=code,
+                           env=dict(os.environ, PYTHONPATH=code))
