@@ -84,7 +84,7 @@ class Campaign(object):
             if number == len(ATTEMPTS):
                 index, number = index + 1, 0
             unpickler, source = ATTEMPTS[number]
-            if code == -signal.SIGALRM:
+            if code == -signal.SIGPROF:
                 kind = "timeout"
             elif code < 0:
                 kind = "crash (%s)" % signal.Signals(-code).name
@@ -112,8 +112,10 @@ class Campaign(object):
         fields = rest.split(" ", 5)
         index, unpickler, source = int(fields[0]), fields[1], fields[2]
         if tag == "U":
+            text = json.loads(rest.split(" ", 3)[3])
             self.result.finding(unpickler, "unraisable", index, source,
-                                json.loads(rest.split(" ", 3)[3]))
+                                "%s\n%s" % (text.strip(), self.saved_input(
+                                    "unraisable", index, unpickler, source)))
             return None
         name, verdict = fields[3], fields[4]
         with self.result.lock:
@@ -121,15 +123,19 @@ class Campaign(object):
             self.result.streams[unpickler].add(index)
         if verdict == "undoc":
             message = json.loads(fields[5]) if len(fields) > 5 else ""
-            with self.result.lock:
-                key = (unpickler, name)
-                self.saved[key] += 1
-                save = self.saved[key] <= SAVED
-            path = self.save("undocumented", index, unpickler, source) \
-                if save else "(input not saved: more than %d of these)" % SAVED
+            path = self.saved_input("undocumented-" + name, index, unpickler,
+                                    source)
             self.result.finding(unpickler, "undocumented " + name, index,
                                 source, "%s: %s\n%s" % (name, message, path))
         return index, ATTEMPTS.index((unpickler, source))
+
+    def saved_input(self, kind, index, unpickler, source):
+        """The first few inputs of each kind of finding are saved."""
+        with self.result.lock:
+            self.saved[unpickler, kind] += 1
+            if self.saved[unpickler, kind] > SAVED:
+                return "(input not saved: more than %d of these)" % SAVED
+        return self.save(kind, index, unpickler, source)
 
     def save(self, kind, index, unpickler, source):
         """Write stream INDEX to the output folder; its path and replay."""
@@ -150,6 +156,11 @@ class Campaign(object):
                     if self.args.self_test else ""))
 
     def run(self):
+        # The inputs left by an earlier campaign would read as this one's.
+        if os.path.isdir(self.args.out):
+            for name in os.listdir(self.args.out):
+                if name.endswith(".pickle"):
+                    os.remove(os.path.join(self.args.out, name))
         count, jobs = self.args.count, max(1, self.args.jobs)
         bounds = [count * j // jobs for j in range(jobs + 1)]
         threads = [threading.Thread(target=self.worker, args=(a, b))
@@ -250,7 +261,8 @@ def main(argv=None):
                         help="address space limit of a worker (2G, 512M)")
     parser.add_argument("--jobs", type=at_least_one,
                         default=os.cpu_count() or 1)
-    parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--timeout", type=float, default=10.0,
+                        help="CPU seconds one load may take")
     parser.add_argument("--out", default=os.path.join(ROOT, "build", "fuzz"))
     parser.add_argument("--self-test", choices=(
         "struct-error", "crash", "timeout", "unraisable"))

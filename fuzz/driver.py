@@ -22,7 +22,6 @@ import pickle
 import signal
 import struct
 import sys
-import time
 
 from fuzz import corpus, mutate
 
@@ -234,7 +233,8 @@ class Driver(object):
         if kind == "crash":
             os.kill(os.getpid(), signal.SIGSEGV)
         if kind == "timeout":
-            time.sleep(3600)
+            while True:  # burns CPU time, as a real hang would
+                pass
         if kind == "unraisable":
             class Noisy(object):
                 def __del__(self):
@@ -258,11 +258,14 @@ class Driver(object):
                     if skip > 0:
                         skip -= 1
                         continue
-                    signal.setitimer(signal.ITIMER_REAL, timeout)
+                    # CPU time, not wall time, so that a loaded machine
+                    # makes no false hangs; SIGPROF's default action
+                    # ends the worker, even inside C code.
+                    signal.setitimer(signal.ITIMER_PROF, timeout)
                     kind, verdict, message = self.attempt(
                         index, unpickler, source, data, seed)
                     gc.collect(0)
-                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    signal.setitimer(signal.ITIMER_PROF, 0)
                     name = "-" if kind is None else kind.__name__
                     if kind is not None and kind.__module__ != "builtins":
                         name = kind.__module__ + "." + kind.__name__

@@ -94,6 +94,8 @@ def test_the_check_can_fail(kind, finding):
         saved = REPO / "build" / "fuzz" / "3.7" / (
             "%s-seed0-1-py-read.pickle" % kind)
         assert saved.exists()
+        # Only this campaign's inputs: one per Python source.
+        assert len(list(saved.parent.glob("*.pickle"))) == 3
         # The other streams still ran, in restarted workers.
         assert report["Python"].startswith("5 streams, 15 loads")
         assert report["C"].startswith("6 streams, 18 loads")

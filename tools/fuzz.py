@@ -28,7 +28,7 @@ def add_arguments(parser):
                              "(default 2G)")
     parser.add_argument("--timeout", type=float, default=10.0,
                         metavar="SECONDS",
-                        help="time one load may take (default 10)")
+                        help="CPU time one load may take (default 10)")
     parser.add_argument("--jobs", default=str(os.cpu_count() or 1),
                         metavar="J",
                         help="worker processes at a time (default: CPUs)")
