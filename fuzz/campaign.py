@@ -25,6 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ATTEMPTS = [(u, s) for u in UNPICKLERS for s in SOURCES]
 # Inputs saved, and findings shown, per kind of finding and unpickler.
 SAVED = 3
+# Past this many worker deaths, the campaign itself is broken.
+MAX_RESTARTS = 200
 
 
 class Result(object):
@@ -35,6 +37,7 @@ class Result(object):
         # unpickler -> [(kind, stream, source, detail)]
         self.findings = {u: [] for u in UNPICKLERS}
         self.seeds = self.sweep = "?"
+        self.fatal = None
         self.restarts = 0
 
     def finding(self, unpickler, kind, index, source, detail):
@@ -68,11 +71,18 @@ class Campaign(object):
                       if self.args.self_test else [])),
                     stdout=subprocess.PIPE, stderr=err, cwd=ROOT,
                     env=self.env, universal_newlines=True)
+                ready = False
                 for line in proc.stdout:
+                    ready = True  # the first line says the corpus is built
                     last = self.record(line.rstrip("\n")) or last
                 code = proc.wait()
                 err.seek(0)
                 stderr = err.read().decode("utf-8", "replace")
+            if not ready:
+                # Not a finding about one stream: nothing would run.
+                self.result.fatal = "a worker failed to start (exit %d):\n" \
+                    "%s" % (code, stderr[-2000:].strip())
+                return
             if last is None:
                 index, number = start, skip
             else:
@@ -95,6 +105,11 @@ class Campaign(object):
                                 "%s\n%s" % (path, stderr[-1000:].strip()))
             with self.result.lock:
                 self.result.restarts += 1
+                if self.result.restarts > MAX_RESTARTS:
+                    self.result.fatal = "more than %d workers died; the " \
+                        "last:\n%s" % (MAX_RESTARTS, stderr[-2000:].strip())
+                if self.result.fatal:
+                    return
             start, skip = index, number + 1
             if skip == len(ATTEMPTS):
                 start, skip = index + 1, 0
@@ -173,6 +188,9 @@ class Campaign(object):
 
 
 def report(args, result, seconds):
+    if result.fatal:
+        sys.stderr.write("error: %s\n" % result.fatal)
+        return 1
     print("fuzz: %s\n  %d mutated protocol-5 streams, seed %d, from %s\n"
           "  %s; sources: %s; address space limit %d MiB\n"
           "  %.1f s, %d worker restarts" % (
@@ -253,6 +271,16 @@ def at_least_one(text):
     return value
 
 
+def positive(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0
+    if not value > 0:
+        raise argparse.ArgumentTypeError("%r is not a number > 0" % text)
+    return value
+
+
 def main(argv=None):
     parser = Parser(prog="python -m fuzz")
     parser.add_argument("--count", type=at_least_one, default=20000)
@@ -261,7 +289,7 @@ def main(argv=None):
                         help="address space limit of a worker (2G, 512M)")
     parser.add_argument("--jobs", type=at_least_one,
                         default=os.cpu_count() or 1)
-    parser.add_argument("--timeout", type=float, default=10.0,
+    parser.add_argument("--timeout", type=positive, default=10.0,
                         help="CPU seconds one load may take")
     parser.add_argument("--out", default=os.path.join(ROOT, "build", "fuzz"))
     parser.add_argument("--self-test", choices=(

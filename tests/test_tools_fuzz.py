@@ -7,6 +7,7 @@ that builds it, when that line is not built.
 import os
 import re
 import signal
+import sys
 import subprocess
 from pathlib import Path
 
@@ -156,6 +157,7 @@ def test_find_class_refuses_anything_outside_the_whitelist():
     (["--limit", "1M"], "too small"),
     (["--count", "0"], "'0' is not a number >= 1"),
     (["--jobs", "two"], "'two' is not a number >= 1"),
+    (["--timeout", "0"], "'0' is not a number > 0"),
 ])
 def test_user_mistakes(args, fragment):
     built("3.7")
@@ -187,3 +189,27 @@ def test_a_stream_cannot_change_how_later_streams_load():
                           check=True)
     # The stream loads (it is valid), and leaves no trace.
     assert proc.stdout.splitlines() == ["ok", "False True"] * 2
+
+
+@pytest.mark.parametrize("worker, message", [
+    ("import sys; sys.stderr.write('boom\\n'); sys.exit(3)",
+     "a worker failed to start (exit 3):\nboom"),
+    ("import sys; print('R 1 0 1', flush=True); sys.exit(3)",
+     "more than 5 workers died"),
+])
+def test_a_broken_worker_stops_the_campaign(tmp_path, worker, message):
+    """Rather than restarting forever, or passing with nothing run."""
+    code = ("import sys\n"
+            "import fuzz.campaign as c\n"
+            "c.MAX_RESTARTS = 5\n"
+            "c.Campaign.command = lambda self, *extra: "
+            "[sys.executable, '-c', %r]\n"
+            "sys.exit(c.main(['--count', '50', '--out', %r]))\n"
+            % (worker, str(tmp_path)))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(REPO),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("error: " + message), proc.stderr

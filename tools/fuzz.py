@@ -26,7 +26,7 @@ def add_arguments(parser):
     parser.add_argument("--limit", default="2G", metavar="SIZE",
                         help="address space limit of each worker "
                              "(default 2G)")
-    parser.add_argument("--timeout", type=float, default=10.0,
+    parser.add_argument("--timeout", default="10",
                         metavar="SECONDS",
                         help="CPU time one load may take (default 10)")
     parser.add_argument("--jobs", default=str(os.cpu_count() or 1),
@@ -57,7 +57,7 @@ def run(ws, line, args):
     command = [python(ws, line), "-m", "fuzz",
                "--count", str(args.count), "--seed", str(args.seed),
                "--limit", args.limit,
-               "--timeout", str(args.timeout), "--jobs", args.jobs,
+               "--timeout", args.timeout, "--jobs", args.jobs,
                "--out", str(ws.build_dir(line).parent / "fuzz" / line.name)]
     if args.self_test:
         command += ["--self-test", args.self_test]
