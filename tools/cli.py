@@ -8,7 +8,7 @@ from .errors import ToolError
 from .workspace import DEFAULT_LINE, LINES, Workspace
 
 VERBS = ["base", "apply", "refresh", "build", "which", "test", "check",
-         "patchcheck", "upstream", "bench", "export"]
+         "patchcheck", "upstream", "bench", "export", "fuzz"]
 
 
 class Parser(argparse.ArgumentParser):
