@@ -655,7 +655,7 @@ def small_title(doc):
                 "columns' ratio to their baseline" % (speed["calls"],
                                                       speed["calls"]))
     return ("small objects: pyperf wall clock, median time per call, and the "
-            "patched columns' ratio to their baseline (no valgrind here)")
+            "patched columns' ratio to their baseline (--wall, or no valgrind)")
 
 
 def format_table(doc):
