@@ -4,14 +4,18 @@
 compares (the patched build, stock CPython with and without the pickle5
 backport, the newest upstream CPython), in a fresh process for each
 measurement.  It must therefore run unchanged on Python 3.7 to 3.13, and
-it imports only the standard library, plus numpy and pyperf where a
-scenario asks for them.
+it imports only the standard library and workloads.py beside it, plus
+numpy and pyperf where a scenario asks for them.
 
   probe                  what this interpreter's pickle offers (JSON)
   prepare SCENARIO       write the file that a load scenario reads
-  memory SCENARIO        extra peak RSS and throughput of one operation on
-                         a large payload (one JSON line)
-  speed [PYPERF ARGS]    small-object benchmarks under pyperf
+  memory SCENARIO        extra peak RSS and warm best-of-N time of one
+                         operation on a large payload (one JSON line)
+  count WORKLOAD OP N    N calls of OP (dumps, loads) on a small-object
+                         workload, after the same set-up for every N: run
+                         under callgrind, the difference of two N gives
+                         the instructions per call
+  speed [PYPERF ARGS]    the small-object workloads under pyperf
 
 Every command takes --module (pickle, or pickle5 for the backport) and
 --impl (c: the module's Pickler/Unpickler, py: its _Pickler/_Unpickler).
@@ -27,60 +31,63 @@ nothing larger than a 64 KiB warm-up before it.  The page cache used by
 file writes is not the process's memory and is not counted.
 """
 
+import argparse
+import gc
+import importlib
+import io
+import json
 import os
+import platform
 import sys
+import traceback
+import types
+from time import perf_counter
 
-if __name__ == "__main__":
-    # Run by path, this file's directory comes first on sys.path; the tools'
-    # own modules there (test.py, build.py, ...) must not hide the stdlib's.
-    _own_dir = os.path.dirname(os.path.abspath(__file__))
-    if sys.path and os.path.abspath(sys.path[0] or os.curdir) == _own_dir:
-        del sys.path[0]
-
-import argparse  # noqa: E402
-import gc  # noqa: E402
-import importlib  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import traceback  # noqa: E402
-import types  # noqa: E402
-from time import perf_counter  # noqa: E402
-
-# name -> (title, physical limit of the extra peak RSS in payload sizes).
-# Dumping to a file needs no copy at all; dumps() and load() must hold the
-# result, which is one payload more.
-SCENARIOS = [
-    ("dump-bytearray-file", "dump bytearray to a file", 0.0),
-    ("dumps-bytearray", "dumps bytearray", 1.0),
-    ("dump-ascii-str-file", "dump ASCII str to a file", 0.0),
-    ("dump-nonascii-str-file", "dump non-ASCII str to a file", 0.0),
-    ("load-bytes-file", "load bytes from a file", 1.0),
-    ("oob-picklebuffer", "out-of-band PickleBuffer round trip", 0.0),
-    ("oob-numpy", "out-of-band numpy array round trip", 0.0),
-]
-SCENARIO_NAMES = [name for name, _, _ in SCENARIOS]
-OUT_OF_BAND = ("oob-picklebuffer", "oob-numpy")
-NEEDS_PREPARE = ("load-bytes-file",)
-# How far above the physical limit the issue's targets allow.
-SLACK = 0.05
-# Out-of-band round trips are also timed on this size, to see whether their
-# time depends on the payload size.
-OOB_REFERENCE_SIZE = 1 << 20
-# Repeats of an out-of-band round trip whose best time is reported.
-OOB_REPEATS = 5
-
-SPEED_BENCHMARKS = ["pickle_dict", "unpickle_dict", "pickle_list",
-                    "unpickle_list", "pickle_str", "unpickle_str"]
-# Calls per timed loop iteration in the speed benchmarks, so that the loop
-# itself costs little next to the pickling.
-UNROLL = 5
+from workloads import OPERATIONS, WORKLOADS
 
 # A non-ASCII text with characters outside Latin-1, so that the str is
 # stored with two bytes a character and its UTF-8 form is longer.
 TEXT_BLOCK = ("Stra\u00dfe \u2013 caf\u00e9 \u00e0 la carte, "
               "\u03c0 \u2248 3.14159, \u20ac 12 \u2260 \u00a3 10; "
               "\u65e5\u672c\u8a9e. ")
+# A loaded non-ASCII str holds two bytes a character: its own size, in
+# sizes of its UTF-8 payload, is the physical limit of loading it.
+NONASCII_RESULT = 2.0 * len(TEXT_BLOCK) / len(TEXT_BLOCK.encode("utf-8"))
+
+# name -> (title, physical limit of the extra peak RSS in payload sizes).
+# Dumping to a file needs no copy at all; dumps() and load() must hold the
+# result: one payload more, or the decoded str's own size.
+SCENARIOS = [
+    ("dump-bytearray-file", "dump bytearray to a file", 0.0),
+    ("dumps-bytearray", "dumps bytearray", 1.0),
+    ("dump-ascii-str-file", "dump ASCII str to a file", 0.0),
+    ("dump-nonascii-str-file", "dump non-ASCII str to a file", 0.0),
+    ("dumps-nonascii-str", "dumps non-ASCII str", 1.0),
+    ("load-bytes-file", "load bytes from a file", 1.0),
+    ("load-bytearray-file", "load bytearray from a file (BYTEARRAY8)", 1.0),
+    ("load-ascii-str-file", "load ASCII str from a file", 1.0),
+    ("load-nonascii-str-file", "load non-ASCII str from a file",
+     NONASCII_RESULT),
+    ("dump-numpy-file", "dump numpy array in-band to a file", 0.0),
+    ("load-numpy-file", "load in-band numpy array from a file", 1.0),
+    ("oob-picklebuffer", "out-of-band PickleBuffer round trip", 0.0),
+    ("oob-numpy", "out-of-band numpy array round trip", 0.0),
+]
+SCENARIO_NAMES = [name for name, _, _ in SCENARIOS]
+OUT_OF_BAND = ("oob-picklebuffer", "oob-numpy")
+# How far above the physical limit the issue's targets allow.
+SLACK = 0.05
+# Out-of-band round trips are also timed on this size, to see whether their
+# time depends on the payload size.
+OOB_REFERENCE_SIZE = 1 << 20
+# Runs of each operation whose best time is reported; the first also
+# gives the peak memory.
+REPEATS = 3
+SPEED_BENCHMARKS = ["%s_%s" % (op, name) for name in WORKLOADS
+                    for op in OPERATIONS]
+# Calls per timed loop iteration in the speed benchmarks, so that the loop
+# itself costs little next to the pickling.
+UNROLL = 5
 # The warm-up runs each operation once on a payload of this size.
 WARM_SIZE = 64 << 10
 
@@ -259,155 +266,133 @@ def make_text(size, ascii_only):
     """A str whose UTF-8 form is about SIZE bytes, built in one allocation."""
     block = "All work and no play. " if ascii_only else TEXT_BLOCK
     encoded = len(block.encode("utf-8"))
-    count = max(size // encoded, 1)
-    return block * count, count * encoded
+    return block * max(size // encoded, 1)
 
 
-def file_size_check(path, payload_bytes):
-    written = os.path.getsize(path)
-    if not payload_bytes <= written <= payload_bytes + 4096:
-        raise AssertionError("wrote %d bytes for a payload of %d"
-                             % (written, payload_bytes))
-    return {"pickle_bytes": written}
+def make_numpy(size):
+    try:
+        import numpy
+    except ImportError as exc:
+        raise Unsupported("no numpy", "cannot import numpy: %s" % exc)
+    return numpy.full(size, 0x5a, dtype=numpy.uint8)
+
+
+# name -> (what the operation pickles or loads, and its kind: a dump to a
+# file, dumps, a load from a file of what a dump wrote).
+PAYLOADS = {
+    "bytearray": make_bytearray,
+    "bytes": make_bytes,
+    "ascii-str": lambda size: make_text(size, True),
+    "nonascii-str": lambda size: make_text(size, False),
+    "numpy": make_numpy,
+}
+
+
+def payload_bytes(obj):
+    if isinstance(obj, str):
+        return len(obj.encode("utf-8"))
+    return memoryview(obj).nbytes
+
+
+def same_payload(result, expected):
+    if type(result) is not type(expected):
+        return False
+    if hasattr(expected, "tobytes"):
+        return result.shape == expected.shape and \
+            result.tobytes() == expected.tobytes()
+    return result == expected
+
+
+def pickle_path(name, impl, workdir):
+    return os.path.join(workdir, "%s-%s-%s.pickle" % (
+        name, impl.module_name, impl.kind))
 
 
 class Case:
-    """A scenario made concrete: its payload, operation and result check."""
+    """A scenario made concrete: its payload, operation and result check.
 
-    payload = None
-    payload_bytes = 0
+    NAME is KIND-PAYLOAD: dump (to a file), dumps or load (from a file that
+    `prepare` wrote with the same implementation)."""
 
-    def payload_memory(self):
-        """What the payload object takes in memory."""
-        if self.payload is None:
-            return self.payload_bytes
-        return sys.getsizeof(self.payload)
-
-    def warm_up(self):
-        pass
-
-    def run(self):
-        raise NotImplementedError
-
-    def check(self, result):
-        return {}
-
-
-class DumpToFile(Case):
-    def __init__(self, impl, path, size, make):
-        self.impl, self.path, self.make = impl, path, make
-        self.payload, self.payload_bytes = make(size)
-
-    def dump(self, obj):
-        with open(self.path, "wb") as f:
-            self.impl.dump(obj, f)
-
-    def warm_up(self):
-        self.dump(self.make(WARM_SIZE)[0])
-
-    def run(self):
-        self.dump(self.payload)
-
-    def check(self, result):
-        return file_size_check(self.path, self.payload_bytes)
-
-
-def bytearray_payload(size):
-    return make_bytearray(size), size
-
-
-def ascii_payload(size):
-    return make_text(size, ascii_only=True)
-
-
-def text_payload(size):
-    return make_text(size, ascii_only=False)
-
-
-class DumpsBytearray(Case):
-    def __init__(self, impl, size):
+    def __init__(self, impl, name, size, workdir):
         self.impl = impl
-        self.payload, self.payload_bytes = make_bytearray(size), size
+        self.kind, what = name.split("-", 1)
+        what = what[:-5] if what.endswith("-file") else what
+        self.make = PAYLOADS[what]
+        self.path = pickle_path(name, impl, workdir)
+        if what in ("bytearray", "numpy") and self.kind == "load" and \
+                impl.protocol < 5:
+            raise Unsupported("protocol %d" % impl.protocol,
+                              "no BYTEARRAY8 below protocol 5: protocol %d "
+                              "loads another type" % impl.protocol)
+        self.payload = self.make(size)
+        self.payload_bytes = payload_bytes(self.payload)
+        if self.kind == "load":
+            if not os.path.exists(self.path):
+                raise AssertionError("%s is missing: run `prepare` first"
+                                     % self.path)
+            self.expected, self.payload = self.payload, None
 
-    def warm_up(self):
-        self.impl.dumps(make_bytearray(WARM_SIZE))
-
-    def run(self):
-        return self.impl.dumps(self.payload)
-
-    def check(self, result):
-        if not self.payload_bytes <= len(result) <= self.payload_bytes + 4096:
-            raise AssertionError("dumps gave %d bytes for a payload of %d"
-                                 % (len(result), self.payload_bytes))
-        return {"pickle_bytes": len(result)}
-
-
-class LoadBytes(Case):
-    def __init__(self, impl, path, size):
-        self.impl, self.path, self.payload_bytes = impl, path, size
-        if not os.path.exists(path):
-            raise AssertionError("%s is missing: run `prepare` first" % path)
-
-    def warm_up(self):
-        warm = self.path + ".warm"
-        try:
-            with open(warm, "wb") as f:
-                self.impl.dump(make_bytes(WARM_SIZE), f)
-            with open(warm, "rb") as f:
-                self.impl.load(f)
-        finally:
-            os.unlink(warm)
+    def prepare(self):
+        with open(self.path, "wb") as f:
+            self.impl.dump(self.payload, f)
 
     def run(self):
+        if self.kind == "dumps":
+            return self.impl.dumps(self.payload)
+        if self.kind == "dump":
+            with open(self.path, "wb") as f:
+                self.impl.dump(self.payload, f)
+            return None
         with open(self.path, "rb") as f:
             return self.impl.load(f)
 
+    def warm_up(self):
+        small = self.make(WARM_SIZE)
+        data = self.impl.dumps(small)
+        if not same_payload(self.impl.loads(data), small):
+            raise AssertionError("a %s does not round-trip" % type(small))
+
     def check(self, result):
-        if type(result) is not bytes or len(result) != self.payload_bytes or \
-                result.count(b"\x5a") != self.payload_bytes:
-            raise AssertionError("load returned %s of %d items, not the %d "
-                                 "bytes dumped" % (type(result).__name__,
-                                                   len(result),
-                                                   self.payload_bytes))
-        return {"pickle_bytes": os.path.getsize(self.path)}
+        if self.kind == "load":
+            if not same_payload(result, self.expected):
+                raise AssertionError("load returned %s, not the %s dumped"
+                                     % (type(result).__name__,
+                                        type(self.expected).__name__))
+            return {"pickle_bytes": os.path.getsize(self.path)}
+        written = len(result) if self.kind == "dumps" else \
+            os.path.getsize(self.path)
+        if not self.payload_bytes <= written <= self.payload_bytes + 4096:
+            raise AssertionError("wrote %d bytes for a payload of %d"
+                                 % (written, self.payload_bytes))
+        return {"pickle_bytes": written}
 
 
 class RoundTrip(Case):
     """dumps with buffer_callback, then loads with the buffers."""
 
-    def __init__(self, impl, size, numpy_array):
+    def __init__(self, impl, name, size, workdir):
         problem = impl.out_of_band_problem()
         if problem:
             raise Unsupported(*problem)
-        self.impl = impl
-        self.numpy_array = numpy_array
-        if numpy_array:
-            try:
-                import numpy
-            except ImportError as exc:
-                raise Unsupported("no numpy", "cannot import numpy: %s" % exc)
-            self.numpy = numpy
+        self.impl, self.kind, self.path = impl, "oob", None
+        if name == "oob-numpy":
+            self.make = make_numpy
+        else:
+            self.make = lambda n: impl.picklebuffer(make_bytearray(n))
         self.payload = self.make(size)
         self.payload_bytes = size
 
-    def payload_memory(self):
-        return self.payload_bytes
-
-    def make(self, size):
-        if self.numpy_array:
-            return self.numpy.full(size, 0x5a, dtype=self.numpy.uint8)
-        return self.impl.picklebuffer(make_bytearray(size))
-
-    def round_trip(self, obj):
+    def run(self):
         buffers = []
-        data = self.impl.dumps(obj, buffer_callback=buffers.append)
+        data = self.impl.dumps(self.payload, buffer_callback=buffers.append)
         return self.impl.loads(data, buffers=buffers), len(data), len(buffers)
 
     def warm_up(self):
-        self.round_trip(self.make(WARM_SIZE))
-
-    def run(self):
-        return self.round_trip(self.payload)
+        buffers = []
+        data = self.impl.dumps(self.make(WARM_SIZE),
+                               buffer_callback=buffers.append)
+        self.impl.loads(data, buffers=buffers)
 
     def check(self, result):
         obj, pickle_bytes, buffers = result
@@ -417,56 +402,43 @@ class RoundTrip(Case):
             raise AssertionError("round trip gave %r of %d bytes"
                                  % (type(obj), view.nbytes))
         view.release()
-        best = None
-        for _ in range(OOB_REPEATS):
-            started = perf_counter()
-            again = self.round_trip(self.payload)
-            elapsed = perf_counter() - started
-            del again
-            best = elapsed if best is None else min(best, elapsed)
-        return {"pickle_bytes": pickle_bytes, "buffers": buffers,
-                "best_seconds": best}
-
-
-def pickle_path(name, impl, workdir):
-    return os.path.join(workdir, "%s-%s-%s.pickle" % (
-        name, impl.module_name, impl.kind))
+        return {"pickle_bytes": pickle_bytes, "buffers": buffers}
 
 
 def make_case(name, impl, size, workdir):
-    path = pickle_path(name, impl, workdir)
-    if name == "dump-bytearray-file":
-        return DumpToFile(impl, path, size, bytearray_payload)
-    if name == "dump-ascii-str-file":
-        return DumpToFile(impl, path, size, ascii_payload)
-    if name == "dump-nonascii-str-file":
-        return DumpToFile(impl, path, size, text_payload)
-    if name == "dumps-bytearray":
-        return DumpsBytearray(impl, size)
-    if name == "load-bytes-file":
-        return LoadBytes(impl, path, size)
-    if name == "oob-picklebuffer":
-        return RoundTrip(impl, size, numpy_array=False)
-    if name == "oob-numpy":
-        return RoundTrip(impl, size, numpy_array=True)
-    raise ValueError("unknown scenario %r" % name)
+    if name not in SCENARIO_NAMES:
+        raise ValueError("unknown scenario %r" % name)
+    cls = RoundTrip if name in OUT_OF_BAND else Case
+    return cls(impl, name, size, workdir)
 
 
 def prepare(args):
     """Write the input of a load scenario with the implementation itself."""
-    if args.scenario not in NEEDS_PREPARE:
-        raise ValueError("%s reads no prepared file" % args.scenario)
     impl = Impl(args.module, args.impl)
-    path = pickle_path(args.scenario, impl, args.dir)
-    with open(path, "wb") as f:
-        impl.dump(make_bytes(args.size), f)
-    return {"status": "ok", "path": path, "protocol": impl.protocol}
+    if not args.scenario.startswith("load-"):
+        raise ValueError("%s reads no prepared file" % args.scenario)
+    case = Case(impl, "dump-" + args.scenario[5:], args.size, args.dir)
+    case.path = pickle_path(args.scenario, impl, args.dir)
+    case.prepare()
+    return {"status": "ok", "path": case.path, "protocol": impl.protocol}
+
+
+def best_time(case, repeats):
+    """The best of REPEATS warm runs of the case's operation."""
+    best = None
+    for _ in range(repeats):
+        started = perf_counter()
+        outcome = case.run()
+        elapsed = perf_counter() - started
+        del outcome
+        best = elapsed if best is None else min(best, elapsed)
+    return best
 
 
 def measure(args):
     result = {"scenario": args.scenario, "module": args.module,
               "impl": args.impl, "python": platform.python_version(),
-              "size": args.size}
+              "size": args.size, "repeats": REPEATS}
     problem = memory_method_problem()
     if problem:
         raise Unsupported("no VmHWM reset", problem)
@@ -478,50 +450,46 @@ def measure(args):
         gc.collect()
         rss_before = status_field("VmRSS")
         reset_peak()
-        started = perf_counter()
         outcome = case.run()
-        seconds = perf_counter() - started
         peak = status_field("VmHWM")
-        extra = max(peak - rss_before, 0)
         result.update(case.check(outcome))
         del outcome
+        seconds = best_time(case, REPEATS)
     finally:
-        path = getattr(case, "path", None)
-        if path and os.path.exists(path):
-            os.unlink(path)
+        if case.path and os.path.exists(case.path):
+            os.unlink(case.path)
+    extra = max(peak - rss_before, 0)
     size = case.payload_bytes
     result.update(
-        status="ok", payload_bytes=size,
-        payload_memory=case.payload_memory(),
-        rss_before=rss_before, peak=peak, extra_bytes=extra,
-        extra_ratio=extra / float(size), seconds=seconds,
+        status="ok", payload_bytes=size, rss_before=rss_before, peak=peak,
+        extra_bytes=extra, extra_ratio=extra / float(size),
+        best_seconds=seconds,
         mb_per_s=(size / 1e6 / seconds) if seconds > 0 else None)
     return result
 
 
-# -- speed --------------------------------------------------------------------
+# -- small objects ------------------------------------------------------------
 
-def small_objects():
-    """Three workloads of many small objects: a dict, a list, strings."""
-    words = ["amber", "basalt", "cobalt", "dune", "ember", "fjord", "garnet",
-             "heath", "indigo", "jasper"]
-    record = {}
-    for i in range(60):
-        word = words[i % len(words)]
-        record["%s_%02d" % (word, i)] = (
-            i * 37, word.upper(), i / 8.0, [i, -i], i % 3 == 0, None)
-    rows = [[i, words[i % 10], i * 1.5, (i % 2 == 0), i - 1000]
-            for i in range(40)]
-    strings = []
-    for i in range(120):
-        word = words[i % len(words)]
-        if i % 4 == 0:
-            strings.append("%s \u00e9t\u00e9 %d" % (word, i))
-        elif i % 4 == 1:
-            strings.append("\u2192 %s-%d \u2190" % (word, i))
-        else:
-            strings.append("%s-%d-%s" % (word, i, word[::-1]))
-    return {"dict": record, "list": rows, "str": strings}
+def small_calls(impl, workload, op):
+    """The call and argument of OP on WORKLOAD, checked to round-trip."""
+    obj = WORKLOADS[workload]()
+    data = impl.dumps(obj)
+    if impl.loads(data) != obj:
+        raise AssertionError("%s does not round-trip" % workload)
+    return (impl.dumps, obj) if op == "dumps" else (impl.loads, data)
+
+
+def count(args):
+    """The same set-up for every N, so that two N give the cost of a call:
+    both operations are run once, as warm-up, then OP N times."""
+    impl = Impl(args.module, args.impl)
+    call, arg = small_calls(impl, args.workload, args.op)
+    for warm, warm_arg in (small_calls(impl, args.workload, "dumps"),
+                           small_calls(impl, args.workload, "loads")):
+        warm(warm_arg)
+    for _ in range(args.calls):
+        call(arg)
+    return {"status": "ok", "protocol": impl.protocol}
 
 
 def timed_calls(loops, call, argument):
@@ -541,37 +509,19 @@ def speed(argv):
 
     def forward(cmd, args):
         cmd.extend(["--module", args.module, "--impl", args.impl])
-        for name in args.bench or ():
-            cmd.extend(["--bench", name])
 
     runner = pyperf.Runner(program_args=(sys.argv[0], "speed"),
                            add_cmdline_args=forward)
-    parser = runner.argparser
-    parser.add_argument("--module", default="pickle")
-    parser.add_argument("--impl", choices=("c", "py"), default="c")
-    parser.add_argument("--bench", action="append",
-                        choices=SPEED_BENCHMARKS,
-                        help="run only this benchmark (repeatable)")
+    runner.argparser.add_argument("--module", default="pickle")
+    runner.argparser.add_argument("--impl", choices=("c", "py"), default="c")
     args = runner.parse_args(argv)
     impl = Impl(args.module, args.impl)
-    runner.metadata["pickle_module"] = args.module
-    runner.metadata["pickle_impl"] = args.impl
     runner.metadata["pickle_protocol"] = str(impl.protocol)
-    objects = small_objects()
     for name in SPEED_BENCHMARKS:
-        if args.bench and name not in args.bench:
-            continue
-        action, kind = name.split("_")
-        obj = objects[kind]
-        if action == "pickle":
-            runner.bench_time_func(name, timed_calls, impl.dumps, obj,
-                                   inner_loops=UNROLL)
-        else:
-            data = impl.dumps(obj)
-            if impl.loads(data) != obj:
-                raise AssertionError("%s does not round-trip" % kind)
-            runner.bench_time_func(name, timed_calls, impl.loads, data,
-                                   inner_loops=UNROLL)
+        op, workload = name.split("_")
+        call, arg = small_calls(impl, workload, op)
+        runner.bench_time_func(name, timed_calls, call, arg,
+                               inner_loops=UNROLL)
 
 
 # -- command line -------------------------------------------------------------
@@ -580,11 +530,15 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         description="Measure pickling here, for `python3 -m tools bench`.")
     commands = parser.add_subparsers(dest="command")
-    for name in ("probe", "prepare", "memory"):
+    for name in ("probe", "prepare", "memory", "count"):
         sub = commands.add_parser(name)
         sub.add_argument("--module", default="pickle")
         sub.add_argument("--impl", choices=("c", "py"), default="c")
-        if name != "probe":
+        if name == "count":
+            sub.add_argument("workload", choices=sorted(WORKLOADS))
+            sub.add_argument("op", choices=OPERATIONS)
+            sub.add_argument("calls", type=int)
+        elif name != "probe":
             sub.add_argument("scenario", choices=SCENARIO_NAMES)
             sub.add_argument("--size", type=int, required=True,
                              help="payload size in bytes")
@@ -592,7 +546,7 @@ def parse_args(argv):
                              help="directory for the pickle files")
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.error("choose probe, prepare, memory or speed")
+        parser.error("choose probe, prepare, memory, count or speed")
     return args
 
 
@@ -606,6 +560,8 @@ def main(argv):
             result = probe(args)
         elif args.command == "prepare":
             result = prepare(args)
+        elif args.command == "count":
+            result = count(args)
         else:
             result = measure(args)
         status = 0
