@@ -154,8 +154,9 @@ def test_memory_targets_hold_patched_and_fail_stock(tmp_path, line):
 def test_counts_are_exact_and_give_ratios(tmp_path):
     columns = [column("patched-c", baselines=("base-c",)),
                column("base-c", role="same-build")]
-    first = bench.count_cells(columns[0], "list", 2, tmp_path)
-    again = bench.count_cells(columns[0], "list", 2, tmp_path)
+    calls = {"c": 2, "py": 1}
+    first = bench.count_cells(columns[0], "list", calls, tmp_path)
+    again = bench.count_cells(columns[0], "list", calls, tmp_path)
     assert first == again
     for op in scenarios.OPERATIONS:
         assert first[op]["status"] == "ok" and first[op]["calls"] == 2
@@ -230,14 +231,16 @@ def test_table_marks_memory_and_instruction_misses():
     doc = {"columns": [vars(c) for c in columns],
            "memory": {"size": 512 << 20, "repeats": 3,
                       "scenarios": [memory_row]},
-           "speed": {"method": "instructions", "calls": 20,
+           "speed": {"method": "instructions",
+                     "calls": {"c": 200, "py": 20},
                      "rows": [count_row]}}
     lines = bench.format_table(doc).splitlines()
     rows = [t for t in lines if t.startswith("dump bytearray -> file")]
     assert rows[0].split()[4:7] == ["+0.06x", "!", "+1.00x"]  # miss marked
     assert rows[1].split()[4:6] == ["2000", "1000"]
     assert "warm best of 3 runs" in "\n".join(lines)
-    assert "(N=20 - N=0) / 20" in "\n".join(lines)
+    assert ("(count of 5 + N calls - count of 5) / N, N = 200 for C, 20 "
+            "for Py)" in "\n".join(lines))
     counts = [t for t in lines if t.startswith("dumps records")][0]
     assert "99.0k 0.990x" in counts and "!" not in counts
     assert [t for t in lines if t.startswith("protocol")][0].split() == [

@@ -63,8 +63,14 @@ REQUIREMENTS = {"3.7": "bench-py37.txt", "upstream": "bench-upstream.txt"}
 PIP = "pip>=22,<24.1"
 # Installed with the host pip into a patched interpreter for --wall.
 PATCHED_EXTRAS = ("pyperf", "psutil")
-# Calls counted per workload (the counts are exact: few are enough).
-CALLS, QUICK_CALLS = 20, 5
+# Calls counted per workload and implementation, after WARM_CALLS that
+# both runs make: the first calls pay one-time costs (caches, memo and
+# free-list growth, 3.13's specialization), which at 20 calls from a cold
+# start moved a C row by up to 2%.  The Python pickler's calls are 30
+# times longer, so fewer of them amortize the same noise.
+CALLS = {"c": 200, "py": 20}
+QUICK_CALLS = {"c": 50, "py": 5}
+WARM_CALLS = 5
 # pyperf options of --wall, full and --quick.
 WALL_FULL = ["--processes", "10"]
 WALL_QUICK = ["--processes", "2", "--values", "3", "--warmups", "1",
@@ -471,17 +477,19 @@ def callgrind_total(column, args, log, outfile):
 
 
 def count_cells(column, workload, calls, logs):
-    """{op: cell} of instructions per call of each operation."""
+    """{op: cell} of instructions per call of each operation: the count of
+    WARM_CALLS + calls calls minus that of WARM_CALLS calls, over calls."""
     if not column.usable:
         return {op: column_na(column) for op in scenarios.OPERATIONS}
+    calls = calls[column.impl]
     log = logs / ("count-%s-%s.log" % (column.key, workload))
     log.write_text("")
     out = str(logs / ("callgrind-%s.out" % column.key))
-    base = callgrind_total(column, [workload, "dumps", 0], log, out)
     cells = {}
     for op in scenarios.OPERATIONS:
-        run = callgrind_total(column, [workload, op, calls], log, out) \
-            if base["status"] == "ok" else base
+        base = callgrind_total(column, [workload, op, WARM_CALLS], log, out)
+        run = callgrind_total(column, [workload, op, WARM_CALLS + calls],
+                              log, out) if base["status"] == "ok" else base
         cells[op] = run if run["status"] != "ok" else {
             "status": "ok", "calls": calls,
             "per_call": (run["total"] - base["total"]) / float(calls)}
@@ -647,13 +655,20 @@ def memory_target(row):
     return "<= %.2fx (limit %gx)" % (row["target_max"], row["limit"])
 
 
+def calls_text(speed):
+    calls = speed["calls"]
+    if isinstance(calls, int):    # results written before per-impl counts
+        return "%d" % calls
+    return "%d for C, %d for Py" % (calls["c"], calls["py"])
+
+
 def small_title(doc):
     speed = doc["speed"]
     if speed["method"] == "instructions":
         return ("small objects: instructions per call (callgrind, "
-                "PYTHONHASHSEED=0, (N=%d - N=0) / %d), and the patched "
-                "columns' ratio to their baseline" % (speed["calls"],
-                                                      speed["calls"]))
+                "PYTHONHASHSEED=0, (count of %d + N calls - count of %d) "
+                "/ N, N = %s), and the patched columns' ratio to their "
+                "baseline" % (WARM_CALLS, WARM_CALLS, calls_text(speed)))
     return ("small objects: pyperf wall clock, median time per call, and the "
             "patched columns' ratio to their baseline (--wall, or no valgrind)")
 
