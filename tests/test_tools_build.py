@@ -6,8 +6,8 @@ import sys
 import textwrap
 
 from conftest import REPO, assert_clean_error, run_tools
-from tools.series import Series
-from tools.workspace import LINES, Workspace
+from tools.model.series import Series
+from tools.model.workspace import LINES, Workspace
 
 # configure remembers its options and writes a Makefile whose "install"
 # puts a python3.7 under --prefix that runs the interpreter of the tests.
