@@ -6,7 +6,8 @@ The mode is chosen from the imported bases and reported:
            build/<line>/prefix (with --debug: a --with-pydebug build run
            from build/<line>/debug, for refleak hunting);
   overlay  a copy of an installed interpreter of the line, with the patched
-           Lib/ files and the series' C files compiled against its headers.
+           Lib/ files, the downstream patches of patches/<line>-overlay/ on
+           them, and the series' C files compiled against its headers.
            With a source base, the patched _pickle accelerator is compiled
            too; without one, the stock _pickle is removed so that pickle
            uses the patched pure-Python implementation throughout.
@@ -35,10 +36,10 @@ from pathlib import Path
 from .model import basestore, providers
 from .model.make import (PIP_TARGET, applied_paths, configure_and_make,
                          count_warnings, install_paths, run_logged)
-from .model.tree import apply_series, ensure_applied, print_result
+from .model.tree import (apply_downstream, apply_series, ensure_applied,
+                         print_result)
 from .model.workspace import base_option
 from .model.errors import Failure, UsageError
-from .model.gitutil import run as run_command
 
 MODES = ("auto", "full", "overlay")
 # Extras installed into the patched interpreter for the end-to-end tests.
@@ -263,11 +264,8 @@ def build_overlay(ws, line, logs, out):
                  if p.startswith("Lib/") and p not in OVERLAY_SKIP]
     for rel in lib_files:
         install(src / rel, stdlib / rel[len("Lib/"):])
-    overlay_dir = ws.root / "interpreter" / line.name / "overlay"
-    patch = overlay_dir / "pickle.py.patch"
-    if patch.exists():
-        run_command(["patch", "--quiet", "--forward", "-p1", "-d", str(stdlib),
-                     "-i", str(patch)])
+    overlay_dir = ws.overlay_dir(line)
+    apply_downstream(ws, line, stdlib)
     python = overlay / "bin" / ("python" + line.name)
     cfg = compiler_config(python)
     log = logs / "overlay.log"
@@ -364,7 +362,7 @@ def install_extras(ws, line, info, logs, out, numpy=True):
     notes = []
     python = Path(info["python"])
     stdlib, target = install_paths(python)
-    shim = ws.root / "interpreter" / line.name / "stdlib"
+    shim = ws.stdlib_extras_dir(line)
     if shim.is_dir():
         for item in shim.iterdir():
             # An earlier build put the alias into site-packages.

@@ -229,6 +229,30 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
     return result
 
 
+def apply_downstream(ws, line, lib_dir):
+    """Apply patches/<line>-overlay/ to LIB_DIR, the Lib/ directory of an
+    installed interpreter, as the series applies (git apply of each mail);
+    the names of the patches applied."""
+    directory = ws.overlay_series_dir(line)
+    if not (directory / "series").exists():
+        return []
+    lib_dir = Path(lib_dir).resolve()
+    patches = Series.load(directory).patches
+    for patch in patches:
+        patch.header()      # a UsageError names a patch that is no mail
+        # -p2: a/Lib/pickle.py is pickle.py of LIB_DIR; the ceiling keeps
+        # git from taking LIB_DIR for a part of the workspace's checkout.
+        proc = run_command(["git", "apply", "-p2", "--whitespace=nowarn",
+                            "-"], cwd=lib_dir, input=patch.text(),
+                           check=False, env={"GIT_CEILING_DIRECTORIES":
+                                             str(lib_dir.parent)})
+        if proc.returncode != 0:
+            raise Failure(explain_apply_error(
+                patch, patch.text(), proc.stderr.replace(" a/Lib/", " "),
+                "the Lib/ of %s" % lib_dir))
+    return [patch.name for patch in patches]
+
+
 def patch_hashes(patches):
     """{name: sha256} of PATCHES: what applied.json records as "patches"."""
     return {p.name: basestore.sha256_file(p.path) for p in patches

@@ -168,7 +168,16 @@ class Workspace:
         return self.series_dir(line) / "bases.json"
 
     def overlay_dir(self, line):
-        return self.root / "overlay" / line.name
+        """The overlay build's own C files (tools/build.py)."""
+        return self.root / "interpreter" / line.name / "overlay"
+
+    def overlay_series_dir(self, line):
+        """Downstream patches of the overlay build, after the series."""
+        return self.root / "patches" / (line.name + "-overlay")
+
+    def stdlib_extras_dir(self, line):
+        """What every build adds to the standard library (pickle5)."""
+        return self.root / "interpreter" / line.name / "stdlib"
 
     # -- outside the repository
     def base_dir(self, line, kind):
