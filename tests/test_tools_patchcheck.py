@@ -1,6 +1,7 @@
 """`tools patchcheck` and the C style hook on synthetic series."""
 
 import json
+import shutil
 import textwrap
 
 import pytest
@@ -400,3 +401,32 @@ def test_copies_check(tmp_path, tree):
         "not the source; edit it in build/3.7/src, commit, and run `python3 -m "
         "tools refresh` (or undo the edit with `git checkout -- "
         "new-files/3.7/Lib/test/test_picklebuffer.py`)"]
+
+
+def test_the_overlay_patches_are_checked(tmp_path):
+    """patchcheck --base 3.7 of the real series also applies the overlay's
+    downstream patches after it, and refuses their whitespace errors."""
+    from conftest import REPO
+    from tools.model import basestore
+    from tools.model.workspace import LINES, Workspace
+    if basestore.load(Workspace(), LINES["3.7"], "source") is None:
+        pytest.skip("no CPython 3.7 source base: `python3 -m tools base "
+                    "download` enables this test")
+    ws = tmp_path / "ws"
+    for folder in ("patches", "new-files"):
+        shutil.copytree(REPO / folder, ws / folder)
+    waivers = ["--waive", "0010:issue", "--waive", "0012:issue",
+               "--waive", "0013:issue"]
+    proc = run_tools("patchcheck", *waivers, workspace=ws, check=0)
+    assert "ok     downstream patches/3.7-overlay: 0001-" in proc.stdout
+    patch = sorted((ws / "patches" / "3.7-overlay").glob("0001-*.patch"))[0]
+    patch.write_text(patch.read_text().replace(
+        "+    from _picklebuffer import PickleBuffer\n",
+        "+    from _picklebuffer import PickleBuffer  \n"))
+    proc = run_tools("patchcheck", *waivers, workspace=ws)
+    assert proc.returncode == 1
+    failing = fail_lines(proc)
+    assert len(failing) == 1, proc.stdout
+    assert failing[0].startswith("FAIL   downstream %s does not apply to the "
+                                 "Lib/ of " % patch.name)
+    assert failing[0].endswith(": 1 line adds whitespace errors.")

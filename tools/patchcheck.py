@@ -21,12 +21,13 @@ For every patch of patches/<line>/series:
               Include/ (not Include/internal/)
 
 The commit checks need a base (`python3 -m tools base download`); without
-one they are skipped, loudly.  For the whole series: the copies in
-new-files/<line>/ are exactly the files the patches add
-(tools/model/newfiles.py), and no compiler warnings in the files it
-touches, as recorded by the last `python3 -m tools check` or `python3 -m
-tools build` of the current series (without a current record the check is
-skipped, loudly).
+one they are skipped, loudly.  For the whole series: the downstream
+patches of the overlay build (patches/<line>-overlay/) apply after it, by
+the overlay build's own code; the copies in new-files/<line>/ are exactly
+the files the patches add (tools/model/newfiles.py); and no compiler
+warnings in the files it touches, as recorded by the last `python3 -m
+tools check` or `python3 -m tools build` of the current series (without a
+current record the check is skipped, loudly).
 
 Exits 1 when there is a problem.  `--waive NNNN:CHECK` accepts the named
 problem of one patch (for hooks that must pass while a patch is known to be
@@ -36,14 +37,18 @@ incomplete); waived problems are still printed.
 import ast
 import json
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from .model import basestore, newfiles, news
 from .model.errors import Failure, ToolError, UsageError
 from .model.gitutil import git, git_out
 from .model.series import Series, parse_header
-from .model.tree import apply_series, is_current, read_record
+from .model.tree import (apply_downstream, apply_series, is_current,
+                         read_record)
 from .model.workspace import base_option
 
 # The checks of one patch, by the names --waive uses.
@@ -290,6 +295,31 @@ def check_commits(ws, line, series, adds):
                                                      ", ".join(TOOL_PATHS))
 
 
+def check_downstream(ws, line, src, out):
+    """The downstream patches of patches/<line>-overlay/ apply, as the
+    overlay build applies them, to the Lib/ of the whole series in SRC;
+    1 when they do not."""
+    directory = ws.overlay_series_dir(line)
+    if not (directory / "series").exists() or not (src / ".git").exists():
+        return 0
+    with tempfile.TemporaryDirectory(prefix="zerocopy-downstream-") as lib:
+        try:
+            for patch in Series.load(directory).patches:
+                for path in patch.touched_files():
+                    if path.startswith("Lib/") and (src / path).is_file():
+                        Path(lib, path[4:]).parent.mkdir(parents=True,
+                                                         exist_ok=True)
+                        shutil.copyfile(src / path, Path(lib, path[4:]))
+            names = apply_downstream(ws, line, lib)
+        except ToolError as exc:
+            out("FAIL   downstream " + exc.message)
+            return 1
+    out("ok     downstream %s: %s appl%s after the series"
+        % (directory.relative_to(ws.root), ", ".join(names),
+           "ies" if len(names) == 1 else "y"))
+    return 0
+
+
 # -- compiler warnings, from the records of check and build -----------------
 
 def recorded_warnings(ws, line, series):
@@ -368,6 +398,9 @@ def patchcheck(ws, line, waivers=(), out=print):
                 failing.append(patch.name)
             out("  %-6s %-10s %s" % (status, check, text))
     count = len(failing)
+    if skipped != "no base imported":
+        count += check_downstream(ws, line, ws.build_dir(line) / "check" /
+                                  "patchcheck", out)
     if skipped:
         out("SKIPPED %s: %s; `python3 -m tools base download%s` enables it"
             % ("the base's own patchcheck" if skipped.startswith("CPython")

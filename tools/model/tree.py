@@ -231,8 +231,8 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
 
 def apply_downstream(ws, line, lib_dir):
     """Apply patches/<line>-overlay/ to LIB_DIR, the Lib/ directory of an
-    installed interpreter, as the series applies (git apply of each mail);
-    the names of the patches applied."""
+    installed interpreter, as the series applies (git apply of each mail,
+    refusing whitespace errors); the names of the patches applied."""
     directory = ws.overlay_series_dir(line)
     if not (directory / "series").exists():
         return []
@@ -242,7 +242,7 @@ def apply_downstream(ws, line, lib_dir):
         patch.header()      # a UsageError names a patch that is no mail
         # -p2: a/Lib/pickle.py is pickle.py of LIB_DIR; the ceiling keeps
         # git from taking LIB_DIR for a part of the workspace's checkout.
-        proc = run_command(["git", "apply", "-p2", "--whitespace=nowarn",
+        proc = run_command(["git", "apply", "-p2", "--whitespace=error",
                             "-"], cwd=lib_dir, input=patch.text(),
                            check=False, env={"GIT_CEILING_DIRECTORIES":
                                              str(lib_dir.parent)})
