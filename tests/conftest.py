@@ -32,6 +32,15 @@ def run_tools(*args, workspace=None, cache=None, check=None, env=None):
     return proc
 
 
+def run_script(python, code):
+    """Run CODE in PYTHON; what it prints, as JSON."""
+    proc = subprocess.run([str(python), "-c", textwrap.dedent(code)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
 def assert_clean_error(proc, status, fragment):
     """A user mistake: the given status, one line on stderr, no traceback."""
     assert proc.returncode == status, (proc.stdout, proc.stderr)

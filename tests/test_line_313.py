@@ -4,22 +4,11 @@ build --base 3.13` made, and the verbs of the 3.13 line on it.
 Skipped, with the command that enables them, when there is no 3.13 build.
 """
 
-import json
 import shutil
-import subprocess
-import textwrap
 
 import pytest
 
-from conftest import REPO, run_tools
-
-
-def run_script(python, code):
-    proc = subprocess.run([str(python), "-c", textwrap.dedent(code)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+from conftest import REPO, run_script, run_tools
 
 
 @pytest.mark.parametrize("impl", ["c", "py"])
