@@ -32,6 +32,15 @@ def run_tools(*args, workspace=None, cache=None, check=None, env=None):
     return proc
 
 
+def run_script(python, code):
+    """Run CODE in PYTHON; what it prints, as JSON."""
+    proc = subprocess.run([str(python), "-c", textwrap.dedent(code)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
 def assert_clean_error(proc, status, fragment):
     """A user mistake: the given status, one line on stderr, no traceback."""
     assert proc.returncode == status, (proc.stdout, proc.stderr)
@@ -161,14 +170,32 @@ def interpreter_record(line="3.7", debug=False):
     return json.loads(path.read_text())
 
 
+def built_interpreter(line):
+    """The record of LINE's patched interpreter; a loud skip naming the
+    command that builds it when there is none.  Under CI (which builds
+    first) a missing interpreter is a failure, never a skip."""
+    record = interpreter_record(line)
+    if record is None or not Path(record["python"]).exists():
+        command = "python3 -m tools build" + (
+            "" if line == "3.7" else " --base " + line)
+        message = ("no patched CPython %s interpreter: `%s` enables this test"
+                   % (line, command))
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return record
+
+
 @pytest.fixture(scope="session")
 def patched():
     """The patched 3.7 interpreter built by `python3 -m tools build`."""
-    record = interpreter_record("3.7")
-    if record is None or not Path(record["python"]).exists():
-        pytest.fail("no patched CPython 3.7 interpreter: run `python3 -m tools "
-                    "build` first (the README's main command)")
-    return record
+    return built_interpreter("3.7")
+
+
+@pytest.fixture(scope="session")
+def patched_313():
+    """The patched 3.13 interpreter of `python3 -m tools build --base 3.13`."""
+    return built_interpreter("3.13")
 
 
 def newest_upstream():

@@ -11,18 +11,12 @@ import textwrap
 
 import pytest
 
+from conftest import run_script
+
 IMPLEMENTATIONS = {
     "c": "Pickler, Unpickler = pickle.Pickler, pickle.Unpickler",
     "py": "Pickler, Unpickler = pickle._Pickler, pickle._Unpickler",
 }
-
-
-def run_script(python, code):
-    proc = subprocess.run([str(python), "-c", textwrap.dedent(code)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 @pytest.fixture(params=["c", "py"])

@@ -174,8 +174,8 @@ def test_refresh_refuses_when_patches_moved_on(applied):
 
 
 def test_installed_kind_skips_what_it_lacks(applied, tmp_path):
-    from tools import apply as apply_mod, basestore
-    from tools.workspace import LINES, Workspace
+    from tools.model import basestore, tree as apply_mod
+    from tools.model.workspace import LINES, Workspace
     ws = Workspace(applied["ws"], applied["cache"])
     line = LINES["3.7"]
     # An "installed" base has only Lib/.
@@ -205,8 +205,8 @@ def test_refresh_on_installed_base_refuses_and_keeps_patches(applied, tmp_path):
     (staged / "Lib").mkdir(parents=True)
     (staged / "Lib" / "pickle.py").write_text(
         (applied["tree"] / "Lib" / "pickle.py").read_text())
-    from tools import basestore
-    from tools.workspace import LINES, Workspace
+    from tools.model import basestore
+    from tools.model.workspace import LINES, Workspace
     basestore.install(Workspace(ws, cache), LINES["3.7"], "installed", staged,
                       {"version": "3.7.16", "origin": "test", "missing": []})
     before = snapshot(ws / "patches" / "3.7")

@@ -193,8 +193,8 @@ def http_root(tmp_path):
 
 
 def test_download_checks_the_pinned_hash(synthetic, http_root):
-    from tools import providers
-    from tools.workspace import Download, Workspace
+    from tools.model import providers
+    from tools.model.workspace import Download, Workspace
     root, url = http_root
     tarball = make_tarball(synthetic["tree"], root / "Python-3.7.3.tar.xz")
     ws = Workspace(synthetic["ws"], synthetic["cache"])
@@ -210,8 +210,8 @@ def test_download_checks_the_pinned_hash(synthetic, http_root):
 
 
 def test_download_offline_says_what_to_do(synthetic):
-    from tools import providers
-    from tools.workspace import Download, Workspace
+    from tools.model import providers
+    from tools.model.workspace import Download, Workspace
     ws = Workspace(synthetic["ws"], synthetic["cache"])
     # Port 9 (discard) on loopback: nothing listens, the connection fails.
     nowhere = Download("http://127.0.0.1:9/Python-3.7.3.tar.xz", "0" * 64)

@@ -5,9 +5,11 @@ import json
 import sys
 import textwrap
 
+import pytest
+
 from conftest import REPO, assert_clean_error, run_tools
-from tools.series import Series
-from tools.workspace import LINES, Workspace
+from tools.model.series import Series
+from tools.model.workspace import LINES, Workspace
 
 # configure remembers its options and writes a Makefile whose "install"
 # puts a python3.7 under --prefix that runs the interpreter of the tests.
@@ -130,3 +132,29 @@ def test_toolchain_fixes_lead_the_series():
         :LINES["3.7"].toolchain_fixes]
     assert [p.name[:15] for p in first] == ["0001-bpo-27987-"]
     assert LINES["3.13"].toolchain_fixes == 0
+
+
+def test_overlay_patches_apply_after_the_series(tmp_path):
+    """patches/3.7-overlay/ (the overlay build's downstream patch) applies
+    to the Lib/ of the whole series, by the code the overlay build uses."""
+    from tools.model import basestore
+    from tools.model.tree import apply_downstream, apply_series
+    ws, line = Workspace(), LINES["3.7"]
+    if basestore.load(ws, line, "source") is None:
+        pytest.skip("no CPython 3.7 source base: `python3 -m tools base "
+                    "download` enables this test")
+    applied = apply_series(ws, line, kind="source", src=tmp_path / "src")
+    lib = tmp_path / "overlay" / "lib" / "python3.7"
+    lib.mkdir(parents=True)
+    (lib / "pickle.py").write_bytes((applied["src"] / "Lib" /
+                                     "pickle.py").read_bytes())
+    assert apply_downstream(ws, line, lib) == [
+        p.name for p in Series.load(REPO / "patches" / "3.7-overlay").patches]
+    text = (lib / "pickle.py").read_text()
+    assert "    from _picklebuffer import PickleBuffer\n" \
+        "__all__.append(\"PickleBuffer\")\n" in text
+    # Applying twice fails, named: the overlay build installs Lib/ afresh.
+    from tools.model.errors import Failure
+    with pytest.raises(Failure, match="0001-pickle-take-PickleBuffer.* does "
+                       "not apply to the Lib/ of "):
+        apply_downstream(ws, line, lib)

@@ -257,8 +257,8 @@ def test_missing_blurb_is_said_clearly(tmp_path):
 
 def install_fake_installed_base(spec, tmp_path):
     """An installed 3.7.16 base with only Lib/pickle.py, and no source base."""
-    from tools import basestore
-    from tools.workspace import LINES, Workspace
+    from tools.model import basestore
+    from tools.model.workspace import LINES, Workspace
     ws = Workspace(spec["ws"], spec["cache"])
     staged = tmp_path / "installed-tree"
     (staged / "Lib").mkdir(parents=True)

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, assert_clean_error, make_source_tree, run_tools
-from tools.series import Series
-from tools.workspace import LINES
+from tools.model.series import Series
+from tools.model.workspace import LINES
 
 NAME = "3.7.3-zerocopy"
 PACKAGE = "Python-3.7.3"
@@ -415,8 +415,8 @@ def test_python_build_refuses_a_changed_tarball(imported, tmp_path):
 # -- the real build -----------------------------------------------------------
 
 def real_source_base():
-    from tools import basestore
-    from tools.workspace import Workspace
+    from tools.model import basestore
+    from tools.model.workspace import Workspace
     return basestore.load(Workspace(), LINES["3.7"], "source")
 
 

@@ -14,7 +14,7 @@ OLD_LAYOUT = "3d464d8"
 
 
 def workspace(spec):
-    from tools.workspace import LINES, Workspace
+    from tools.model.workspace import LINES, Workspace
     return Workspace(spec["ws"], spec["cache"]), LINES["3.7"]
 
 
@@ -24,7 +24,7 @@ def snapshot(directory):
 
 
 def test_copies_agree_with_the_patches(applied):
-    from tools import newfiles
+    from tools.model import newfiles
     ws, line = workspace(applied)
     assert newfiles.copy_problems(ws, line) == []
     copy = applied["ws"] / applied["news_copy"]
@@ -92,14 +92,14 @@ def test_refresh_of_an_edited_added_file_updates_patch_and_copy(applied):
     patch = (ws / "patches" / "3.7" /
              "0001-bpo-1-Raise-the-highest-protocol.patch").read_text()
     assert "+Protocol 5 is the new highest.\n" in patch
-    from tools import newfiles
+    from tools.model import newfiles
     assert newfiles.copy_problems(*workspace(applied)) == []
 
 
 def test_git_am_gives_the_tree_of_apply(applied):
-    from tools import newfiles
+    from tools.model.tree import git_am_identity
     ws, line = workspace(applied)
-    tree = newfiles.git_am_identity(ws, line, work=applied["tmp"] / "am",
+    tree = git_am_identity(ws, line, work=applied["tmp"] / "am",
                                     out=lambda text: None)
     assert tree == git(applied["src"], "rev-parse", "HEAD^{tree}").strip()
     # The same by hand, as a user would: git am of patches/3.7/*.patch on
@@ -229,8 +229,9 @@ def test_conversion_old_apply_then_new_refresh(synthetic, tmp_path):
 def test_real_series_git_am_gives_the_tree_of_apply(name, tmp_path):
     """The real series: copies agree, and git am on the pristine imported
     base gives the tree of tools apply."""
-    from tools import basestore, newfiles
-    from tools.workspace import LINES, Workspace
+    from tools.model import basestore, newfiles
+    from tools.model.tree import git_am_identity
+    from tools.model.workspace import LINES, Workspace
     ws, line = Workspace(), LINES[name]
     base = basestore.load(ws, line, "source")
     if base is None or base.version != line.reference:
@@ -238,6 +239,6 @@ def test_real_series_git_am_gives_the_tree_of_apply(name, tmp_path):
                     "base download --base %s)" % (line.reference, name))
     assert newfiles.copy_problems(ws, line) == []
     said = []
-    tree = newfiles.git_am_identity(ws, line, work=tmp_path / "am",
+    tree = git_am_identity(ws, line, work=tmp_path / "am",
                                     out=said.append)
     assert len(tree) == 40 and "gives the tree of `tools apply`" in said[0]

@@ -42,7 +42,7 @@ def log(clone, rev, fmt="%an|%ae|%ad|%cn|%s"):
 
 
 def patch_header(spec, number):
-    from tools.series import Series
+    from tools.model.series import Series
     return Series.load(spec["series_dir"]).patches[number].header()
 
 
@@ -234,8 +234,8 @@ def test_branch_names_from_subjects():
 
 
 def real_source_base():
-    from tools.workspace import LINES, Workspace
-    from tools import basestore
+    from tools.model.workspace import LINES, Workspace
+    from tools.model import basestore
     return basestore.load(Workspace(), LINES["3.7"], "source")
 
 
@@ -250,7 +250,7 @@ def test_real_series_onto_the_imported_base(tmp_path):
     proc = run_tools("upstream", clone, "--onto", "v%s" % base.version,
                      "--single-branch", "zerocopy")
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
-    from tools.series import Series
+    from tools.model.series import Series
     series = Series.load(REPO / "patches" / "3.7")
     subjects = log(clone, "main..zerocopy", "%s")
     assert subjects == [p.header()["subject"] for p in reversed(series.patches)]

@@ -22,9 +22,10 @@ Bases live in the cache ($ZEROCOPY_PICKLE_CACHE, default
 
 from pathlib import Path
 
-from . import basestore, providers
-from .errors import UsageError
-from .series import Series
+from .model import basestore, providers
+from .model.basestore import no_base_message
+from .model.errors import UsageError
+from .model.series import Series
 
 
 def add_arguments(parser):
@@ -99,7 +100,7 @@ def run(ws, line, args):
     elif action == "installed":
         base = providers.from_installed(ws, line, args.path)
     elif action == "debian":
-        from . import debian
+        from .model import debian
         base = debian.import_source(ws, line)
     elif action == "verify":
         base = basestore.select(ws, line, args.kind)
@@ -117,12 +118,6 @@ def run(ws, line, args):
               % (len(base.record["missing"]), ", ".join(base.record["missing"])))
     report_verification(ws, line, base)
     return 0
-
-
-def no_base_message(line):
-    return ("no CPython %s base imported: run `python3 -m tools base import "
-            "PATH` (source tree or tarball), `python3 -m tools base download`, "
-            "or `python3 -m tools base installed`" % line.name)
 
 
 def status(ws, line):

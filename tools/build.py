@@ -6,7 +6,8 @@ The mode is chosen from the imported bases and reported:
            build/<line>/prefix (with --debug: a --with-pydebug build run
            from build/<line>/debug, for refleak hunting);
   overlay  a copy of an installed interpreter of the line, with the patched
-           Lib/ files and the series' C files compiled against its headers.
+           Lib/ files, the downstream patches of patches/<line>-overlay/ on
+           them, and the series' C files compiled against its headers.
            With a source base, the patched _pickle accelerator is compiled
            too; without one, the stock _pickle is removed so that pickle
            uses the patched pure-Python implementation throughout.
@@ -32,20 +33,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import basestore, providers
-from .apply import apply_series, ensure_applied, print_result
-from .errors import Failure, UsageError
-from .gitutil import git_out, run as run_command
+from .model import basestore, providers
+from .model.make import (PIP_TARGET, applied_paths, configure_and_make,
+                         count_warnings, install_paths, run_logged)
+from .model.tree import (apply_downstream, apply_series, ensure_applied,
+                         print_result)
+from .model.workspace import base_option
+from .model.errors import Failure, UsageError
 
 MODES = ("auto", "full", "overlay")
 # Extras installed into the patched interpreter for the end-to-end tests.
 EXTRAS = {"3.7": ["numpy==1.21.6"], "3.13": ["numpy==2.2.6"]}
-PIP_TARGET = {
-    "3.7": ["--python-version", "3.7", "--implementation", "cp", "--abi",
-            "cp37m", "--platform", "manylinux2010_x86_64"],
-    "3.13": ["--python-version", "3.13", "--implementation", "cp", "--abi",
-             "cp313", "--platform", "manylinux2014_x86_64"],
-}
 # Lib/ files of the series the overlay cannot install: they test core
 # changes (memoryview.toreadonly, the bytearray constructor, in C) that an
 # installed interpreter lacks.
@@ -78,8 +76,7 @@ def run(ws, line, args):
         print("  stock: %s without the series%s" % (
             info["base"], "" if not fixes else
             ", but for its toolchain fix(es) %s" % ", ".join(fixes)))
-        print("  compare: python3 -m tools bench%s"
-              % ("" if line.name == "3.7" else " --base " + line.name))
+        print("  compare: python3 -m tools bench%s" % base_option(line))
         return 0
     print("  mode: %s%s" % (info["mode"], " (debug)" if info.get("debug") else ""))
     print("  base: %s" % info["base"])
@@ -99,7 +96,7 @@ def choose_mode(ws, line, mode, debug, out=print, stock=False):
     if source is None and line.debian is not None and mode != "overlay":
         # A current line's source comes from Debian's registry, which every
         # machine of ours reaches: no manual step before the first build.
-        from . import debian
+        from .model import debian
         out("no source base for %s: importing Debian's %s source package"
             % (line.name, line.debian.package))
         source = debian.import_source(ws, line)
@@ -140,21 +137,6 @@ def build(ws, line, mode="auto", debug=False, jobs=None, extras=True,
         line, debug, variant="stock" if stock else None)
     record_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return info
-
-
-def run_logged(args, cwd, log, what):
-    """Run a build step (configure, make, cc) with its output appended to
-    LOG; fail with the tail of the log."""
-    with open(log, "a") as f:
-        f.write("\n$ %s\n" % " ".join(map(str, args)))
-        f.flush()
-        proc = subprocess.run(args, cwd=str(cwd), stdout=f,
-                              stderr=subprocess.STDOUT,
-                              env=dict(os.environ, ac_cv_prog_HAS_GIT="not-found"))
-    if proc.returncode != 0:
-        tail = log.read_text().splitlines()[-15:]
-        errors = [l for l in tail if "error" in l.lower()] or tail[-3:]
-        raise Failure("%s failed (%s); see %s" % (what, errors[-1].strip(), log))
 
 
 # -- full build ---------------------------------------------------------------
@@ -204,72 +186,6 @@ def compile_tree(line, applied, obj, prefix, debug, jobs, log, out):
             "base_version": base.version, "pickle_base_version": base.version,
             "head": applied["head"],
             "warnings_in_series_files": warnings, "log": str(log)}
-
-
-def configure_and_make(src, obj, options, head, jobs, log, out=None):
-    """Build the work tree SRC (at commit HEAD) out of tree in OBJ.
-
-    configure runs again only when OPTIONS changed; make is incremental.
-    The log starts afresh; a failure raises Failure with its tail."""
-    stamp = obj / "zerocopy-configure.json"
-    log.write_text("")
-    obj.mkdir(parents=True, exist_ok=True)
-    if not (obj / "Makefile").exists() or not stamp.exists() or \
-            json.loads(stamp.read_text()) != options:
-        if out:
-            out("configuring %s (%s)" % (obj, " ".join(options) or
-                                         "default options"))
-        run_logged([str(src / "configure")] + options, obj, log, "configure")
-        stamp.write_text(json.dumps(options))
-    forget_stale_extensions(src, obj, head)
-    if out:
-        out("compiling in %s with make -j%d (log: %s)" % (obj, jobs, log))
-    run_logged(["make", "-j%d" % jobs], obj, log, "make")
-    (obj / "zerocopy-head").write_text(head)
-
-
-def forget_stale_extensions(src, obj, head):
-    """Make setup.py rebuild extension modules after a header changed.
-
-    make tracks the headers of the core, but setup.py only rebuilds an
-    extension when its own sources are newer, so an edit of a header (a
-    struct layout in the series) would leave modules built for the old one.
-    """
-    stamp = obj / "zerocopy-head"
-    if not stamp.exists():
-        return
-    previous = stamp.read_text().strip()
-    if previous == head:
-        return
-    proc = subprocess.run(["git", "-C", str(src), "diff", "--name-only",
-                           previous, head], stdout=subprocess.PIPE, text=True)
-    changed = proc.stdout.split() if proc.returncode == 0 else ["?.h"]
-    if any(path.endswith(".h") for path in changed):
-        for built in obj.glob("build/lib.*"):
-            shutil.rmtree(built)
-        for built in obj.glob("build/temp.*"):
-            shutil.rmtree(built)
-        # build/lib.* also held the generated _sysconfigdata module; make
-        # regenerates it when pybuilddir.txt is missing.
-        (obj / "pybuilddir.txt").unlink(missing_ok=True)
-
-
-def applied_paths(src):
-    """Files the applied series changes or adds, relative to the tree."""
-    return git_out(src, "diff", "--name-only", "refs/zerocopy/base",
-                   "HEAD").split()
-
-
-def count_warnings(log, paths):
-    """Compiler warnings reported for files the series touches."""
-    found = []
-    for text in log.read_text(errors="replace").splitlines():
-        if "warning:" not in text:
-            continue
-        for path in paths:
-            if path.endswith((".c", ".h")) and ("/" + path + ":") in text:
-                found.append(text.strip())
-    return found
 
 
 def ensure_applied_kind(ws, line, kind, out):
@@ -348,11 +264,8 @@ def build_overlay(ws, line, logs, out):
                  if p.startswith("Lib/") and p not in OVERLAY_SKIP]
     for rel in lib_files:
         install(src / rel, stdlib / rel[len("Lib/"):])
-    overlay_dir = ws.root / "interpreter" / line.name / "overlay"
-    patch = overlay_dir / "pickle.py.patch"
-    if patch.exists():
-        run_command(["patch", "--quiet", "--forward", "-p1", "-d", str(stdlib),
-                     "-i", str(patch)])
+    overlay_dir = ws.overlay_dir(line)
+    apply_downstream(ws, line, stdlib)
     python = overlay / "bin" / ("python" + line.name)
     cfg = compiler_config(python)
     log = logs / "overlay.log"
@@ -437,15 +350,6 @@ def compile_extension(cfg, sources, includes, target, log, force_include=None):
 
 # -- what the interpreter carries beyond the series ---------------------------
 
-def install_paths(python):
-    """The interpreter's stdlib and site-packages directories."""
-    proc = subprocess.run([str(python), "-c", "import json, sysconfig; print("
-                           "json.dumps(sysconfig.get_paths()))"],
-                          stdout=subprocess.PIPE, text=True)
-    paths = json.loads(proc.stdout)
-    return Path(paths["stdlib"]), Path(paths["purelib"])
-
-
 def install_extras(ws, line, info, logs, out, numpy=True):
     """The pickle5 alias, and numpy (best effort: needs PyPI).
 
@@ -458,7 +362,7 @@ def install_extras(ws, line, info, logs, out, numpy=True):
     notes = []
     python = Path(info["python"])
     stdlib, target = install_paths(python)
-    shim = ws.root / "interpreter" / line.name / "stdlib"
+    shim = ws.stdlib_extras_dir(line)
     if shim.is_dir():
         for item in shim.iterdir():
             # An earlier build put the alias into site-packages.

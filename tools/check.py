@@ -36,14 +36,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import basestore, newfiles, news
-from .apply import apply_series
-from .base import no_base_message
-from .build import configure_and_make, count_warnings, run_logged
-from .errors import Failure, UsageError
-from .gitutil import git_out
-from .series import Series
-from .workspace import CORE_TESTS, PICKLE_TESTS
+from .model import basestore, newfiles, news
+from .model.basestore import no_base_message
+from .model.make import configure_and_make, count_warnings, run_logged
+from .model.tree import apply_series, git_am_identity
+from .model.errors import Failure, UsageError
+from .model.gitutil import git_out
+from .model.series import Series
+from .model.workspace import CORE_TESTS, PICKLE_TESTS, base_option
 
 # Every prefix is a full build: the core tests run too.
 TESTS = PICKLE_TESTS + CORE_TESTS
@@ -73,17 +73,13 @@ def elapsed(seconds):
     return "%dm%02ds" % divmod(seconds, 60) if seconds >= 60 else "%ds" % seconds
 
 
-def base_option(line):
-    return "" if line.name == "3.7" else " --base " + line.name
-
-
 # -- static checks ------------------------------------------------------------
 
 def static_checks(ws, line, series, out):
     """NEWS entry per patch, validated by blurb, the copies of the added
     files, and git am of the series; the failures, as one-line texts."""
     parser = news.require_blurb("to validate the NEWS entries of the series")
-    out("static checks (blurb %s):" % parser[2])
+    out("static checks (blurb %s):" % parser[1])
     with newfiles.extracted(series.patches) as added_root:
         failing = news_checks(series, parser, added_root, out)
     failures = ["no valid NEWS entry in %s" % ", ".join(failing)] \
@@ -103,7 +99,7 @@ def static_checks(ws, line, series, out):
             % (line.reference, base_option(line)))
     else:
         try:
-            newfiles.git_am_identity(ws, line, out=lambda text: out("  ok   "
+            git_am_identity(ws, line, out=lambda text: out("  ok   "
                                                                     + text))
         except Failure as exc:
             out("  FAIL " + exc.message)
@@ -128,7 +124,7 @@ def news_checks(series, parser, added_root, out):
             else:
                 accepted.append("%s (%s, %s)" % (
                     Path(path).name, metadata.get("section"),
-                    news.issue_of(metadata)))
+                    metadata["issue"]))
         if problems:
             failing.append(patch.name)
             for problem in problems:
@@ -319,7 +315,7 @@ def docs_python(ws, line, explicit):
     installed = basestore.load(ws, line, "installed")
     if installed and Path(installed.record.get("executable", "")).exists():
         return installed.record["executable"]
-    from .providers import find_installed
+    from .model.providers import find_installed
     found = find_installed(line)
     if not found:
         raise UsageError("the docs of %s build with a Python %s, and none is "

@@ -4,8 +4,8 @@ import argparse
 import importlib
 import sys
 
-from .errors import ToolError
-from .workspace import DEFAULT_LINE, LINES, Workspace
+from .model.errors import ToolError
+from .model.workspace import DEFAULT_LINE, LINES, Workspace
 
 VERBS = ["base", "apply", "refresh", "build", "which", "test", "check",
          "patchcheck", "upstream", "bench", "export", "fuzz"]

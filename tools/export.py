@@ -31,11 +31,11 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from . import basestore
-from .apply import apply_series, print_result
-from .errors import Failure, UsageError
-from .gitutil import git
-from .series import Series
+from .model import basestore
+from .model.tree import apply_series, print_result
+from .model.errors import Failure, UsageError
+from .model.gitutil import git
+from .model.series import Series
 
 FORMATS = ("pyenv",)
 # What a definition file name may hold: python-build reads the version of
@@ -180,7 +180,7 @@ def export_pyenv(ws, line, directory, name=None, tarball=None, force=False,
         download = line.downloads.get(base.version)
         if download is None:
             raise UsageError("no python.org tarball of CPython %s is pinned "
-                             "in tools/workspace.py: pass --tarball PATH"
+                             "in tools/model/workspace.py: pass --tarball PATH"
                              % base.version)
         source = {"sha256": download.sha256, "url": download.url,
                   "origin": download.url, "cache": None}

@@ -1,66 +1,76 @@
-"""Check the series the way CPython's `make patchcheck` checks a change.
+"""Check the series the way CPython checks a change, with CPython's tools.
 
-For every patch of patches/<line>/series, on the lines it adds (the files
-it adds included: they are part of the patch):
+For every patch of patches/<line>/series:
 
-  whitespace   no trailing whitespace in C, Python and documentation lines,
-               no tabs in C lines nor in Python indentation, a newline at
-               the end of every added or changed C, Python and .rst file
-  NEWS         a Misc/NEWS.d/next/<Section>/<file>.rst entry, accepted by
-               blurb when blurb is installed, for the issue of the subject
-  docs         something under Doc/ when the patch changes public API: new
-               or changed module-level names of Lib/ modules, names added
-               to __all__, new C API in Include/ (a later patch of the series
-               that documents the same names also counts, and is named)
-  configure    configure regenerated when configure.ac changes
-  clinic       Modules/clinic/<file>.c.h regenerated with Argument Clinic
-               when the patch adds a [clinic input] block to Modules/<file>.c
-  issue        the subject names a real issue (not the placeholder bpo-0
-               of tools/news.py, nor a made-up gh-NNNNN) and the NEWS
-               entry is about the same one
-  header       a git format-patch header whose subject reads like upstream's
-               (`bpo-NNNNN: Add ...`, `gh-NNNNN: Add ...`, or a plain
-               imperative heading such as `Add ...` or `pickle: add ...`)
-               and a body that explains why
+  header      a git format-patch mail (read by email.parser) whose message
+              has a body that says why, not only the subject
+  news        a Misc/NEWS.d/next/<Section>/<file>.rst entry that blurb's
+              command line reads (`blurb merge` of that entry)
+  issue       the subject names a real issue (not the placeholder bpo-0 of
+              tools/model/news.py, nor a made-up gh-NNNNN) and the NEWS
+              entry is about the same one
+  whitespace  on the patch's commit of the applied tree (build/<line>/
+  configure   check/patchcheck, the commit presented as the change of the
+              checkout): the base's own patchcheck (Tools/scripts/ or
+              Tools/patchcheck/patchcheck.py: Python, C and doc whitespace,
+              configure regenerated with configure.ac), and `git diff
+              --check` of the commit
+  docs        something under Doc/, in the patch or a later one, when the
+              patch adds or changes public names of a Lib/ module (read
+              with ast) or adds PyAPI declarations or Py* macros to
+              Include/ (not Include/internal/)
 
-and, for the whole series: the copies in new-files/<line>/ are exactly the
-files the patches add (tools/newfiles.py), and no compiler warnings in the
-files it touches, as recorded by the last `python3 -m tools check` or
-`python3 -m tools build` of the current series (without a current record
-the check is skipped, loudly).
+The commit checks need a base (`python3 -m tools base download`); without
+one they are skipped, loudly.  For the whole series: the downstream
+patches of the overlay build (patches/<line>-overlay/) apply after it, by
+the overlay build's own code; the copies in new-files/<line>/ are exactly
+the files the patches add (tools/model/newfiles.py); and no compiler
+warnings in the files it touches, as recorded by the last `python3 -m
+tools check` or `python3 -m tools build` of the current series (without a
+current record the check is skipped, loudly).
 
 Exits 1 when there is a problem.  `--waive NNNN:CHECK` accepts the named
 problem of one patch (for hooks that must pass while a patch is known to be
 incomplete); waived problems are still printed.
 """
 
+import ast
 import json
 import re
-from dataclasses import dataclass, field
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
-from . import newfiles, news
-from .errors import Failure, ToolError, UsageError
-from .series import Series, parse_header
+from .model import basestore, newfiles, news
+from .model.errors import Failure, ToolError, UsageError
+from .model.gitutil import git, git_out
+from .model.series import Series, parse_header
+from .model.tree import (apply_downstream, apply_series, is_current,
+                         read_record)
+from .model.workspace import base_option
 
 # The checks of one patch, by the names --waive uses.
-CHECKS = ("header", "issue", "whitespace", "news", "docs", "configure",
-          "clinic")
-C_SUFFIXES = (".c", ".h")
-DOC_SUFFIXES = (".rst", ".inc")
-ISSUE = r"(?:bpo|gh)-\d+"
-SUBJECT_RE = re.compile(r"^(?:(?P<issues>%s(?:,\s*%s)*):\s+)?(?P<rest>.+)$"
-                        % (ISSUE, ISSUE))
-# `gh-NNNNN:` and the like, written before the issue exists.
-PLACEHOLDER_RE = re.compile(r"^((?:bpo|gh)-(?!\d+\s*:)[^\s:]+)\s*:")
-AREA_RE = re.compile(r"^(?P<area>[a-z_][\w./-]*):\s+(?P<heading>.+)$")
-# Words ending in -ed or -ing that are imperatives all the same.
-NOT_PAST = {"embed", "feed", "need", "seed", "shed", "speed", "bring",
-            "string", "ring"}
-PY_DEF_RE = re.compile(r"^(?:async\s+)?(?:def|class)\s+([A-Za-z]\w*)")
-PY_ASSIGN_RE = re.compile(r"^([A-Za-z]\w*)\s*(?::[^=]*)?=(?!=)")
-ALL_RE = re.compile(r"__all__\s*(?:\+?=|\.append|\.extend|\.insert)")
-C_API_RE = re.compile(r"PyAPI_(?:FUNC|DATA)\s*\([^)]*\)\s*\**\s*([A-Za-z]\w*)")
-C_MACRO_RE = re.compile(r"^#\s*define\s+(Py[A-Z]\w*)")
+CHECKS = ("header", "issue", "whitespace", "news", "docs", "configure")
+ISSUE_RE = re.compile(r"^((?:bpo|gh)-\d+(?:,\s*(?:bpo|gh)-\d+)*):")
+# Where CPython keeps its patchcheck: 3.7, and 3.12 on.
+TOOL_PATHS = ("Tools/scripts/patchcheck.py", "Tools/patchcheck/patchcheck.py")
+# Runs the base's patchcheck.py as `make patchcheck` does, but on the tree
+# it is in rather than on the source directory of the interpreter that runs
+# it, and with the commit as the checkout's change (`git status`) rather
+# than a pull request's branch.
+DRIVER = """\
+import os, sys
+script, tree = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(script))
+import patchcheck
+patchcheck.SRCDIR = tree
+patchcheck.get_base_branch = lambda: None
+patchcheck.main()
+"""
+C_API_RE = re.compile(r"PyAPI_(?:FUNC|DATA)\s*\([^)]*\)\s*\**\s*([A-Za-z]\w*)"
+                      r"|^#\s*define\s+(Py[A-Z]\w*)", re.M)
 
 
 def add_arguments(parser):
@@ -70,351 +80,250 @@ def add_arguments(parser):
                              "%s); repeatable" % ", ".join(CHECKS))
 
 
-# -- reading patches ----------------------------------------------------------
+# -- what the patch says of itself ------------------------------------------
 
-@dataclass
-class FileDiff:
-    path: str
-    new_file: bool = False
-    deleted: bool = False
-    added: list = field(default_factory=list)     # (new line number, text)
-    removed: list = field(default_factory=list)   # text
-    no_newline_at_end: bool = False               # of the new side
-
-
-def parse_diff(text):
-    """The files of a git diff with the lines each adds and removes."""
-    files = []
-    current = None
-    old_left = new_left = 0
-    number = 0
-    last = None
-    for raw in text.split("\n"):
-        if old_left > 0 or new_left > 0:
-            tag, body = raw[:1], raw[1:]
-            if tag == "+":
-                current.added.append((number, body))
-                number += 1
-                new_left -= 1
-            elif tag == "-":
-                current.removed.append(body)
-                old_left -= 1
-            elif tag == " " or raw == "":
-                number += 1
-                old_left -= 1
-                new_left -= 1
-            elif tag == "\\":
-                pass
-            last = tag
+def check_mail(patch, parser, added_root, add):
+    """header, issue and news, from the patch alone."""
+    try:
+        header = parse_header(patch.text(), patch.name)
+    except UsageError as exc:
+        add("FAIL", "header", exc.message)
+        return
+    subject = header["subject"]
+    body = header["message"].split("\n", 1)[1].strip() \
+        if "\n" in header["message"] else ""
+    if not body:
+        add("FAIL", "header", "the message has no body: explain why the "
+            "change is needed, below the subject")
+    elif body == subject:
+        add("FAIL", "header", "the body only repeats the subject: explain "
+            "why the change is needed")
+    else:
+        add("ok", "header", "subject: %s; body: %d line(s)"
+            % (subject, len(body.splitlines())))
+    placeholder = news.placeholder_issue(subject)
+    if placeholder:
+        add("FAIL", "issue", "the subject names no issue but the placeholder "
+            "%r: open the issue upstream and use its number (or drop the "
+            "prefix for a plain heading)" % placeholder)
+    issues = re.split(r",\s*", ISSUE_RE.match(subject).group(1)) \
+        if ISSUE_RE.match(subject) and not placeholder else []
+    try:
+        entries = news.patch_entries(patch)
+    except ToolError as exc:
+        add("FAIL", "header", exc.message)
+        return
+    if not entries:
+        add("FAIL", "news", "no NEWS entry: add one with `blurb add` "
+            "(Misc/NEWS.d/next/<Section>/...rst) and commit it with the patch")
+    for path in entries:
+        if news.path_has_placeholder(path):
+            add("FAIL", "issue", "%s stands for an issue that does not exist "
+                "yet (%s): open the issue upstream and rename the entry"
+                % (path, news.PLACEHOLDER))
+        if parser is None:
+            add("info", "news", "%s present; not validated: blurb is not "
+                "installed (%s)" % (path, news.INSTALL_HINT))
             continue
-        if raw.startswith("\\") and current is not None:
-            # "\ No newline at end of file" after the last line of a hunk.
-            if last in ("+", " "):
-                current.no_newline_at_end = True
+        metadata, problem = news.validate(parser, added_root / path)
+        if problem:
+            add("FAIL", "news", "%s: %s" % (path, problem))
             continue
-        match = re.match(r"^diff --git a/(\S+) b/(\S+)$", raw)
-        if match:
-            current = FileDiff(match.group(2))
-            files.append(current)
-            last = None
-            continue
-        if current is None:
-            continue
-        if raw.startswith("new file mode"):
-            current.new_file = True
-        elif raw.startswith("deleted file mode"):
-            current.deleted = True
-        hunk = re.match(r"^@@ -\d+(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", raw)
-        if hunk:
-            old_left = int(hunk.group(1)) if hunk.group(1) is not None else 1
-            number = int(hunk.group(2))
-            new_left = int(hunk.group(3)) if hunk.group(3) is not None else 1
-    return files
-
-
-# -- the checks of one patch ------------------------------------------------
-
-def check_whitespace(diffs):
-    problems = []
-    counts = {"C": 0, "Python": 0, "doc": 0}
-    for diff in diffs:
-        path = diff.path
-        if path.endswith(C_SUFFIXES):
-            kind = "C"
-        elif path.endswith(".py"):
-            kind = "Python"
-        elif path.endswith(DOC_SUFFIXES):
-            kind = "doc"
+        issue = metadata["issue"] or (
+            news.PLACEHOLDER if news.path_has_placeholder(path) else None)
+        if issues and issue not in issues:
+            add("FAIL", "issue", "%s is about %s, the subject about %s"
+                % (path, issue, ", ".join(issues)))
         else:
-            continue
-        if diff.deleted:
-            continue
-        counts[kind] += 1
-        for number, text in diff.added:
-            where = "%s:%d" % (path, number)
-            if text != text.rstrip():
-                problems.append("%s: trailing whitespace" % where)
-            if kind == "C" and "\t" in text:
-                problems.append("%s: tab character in C code" % where)
-            if kind == "Python" and "\t" in text[:len(text) - len(text.lstrip())]:
-                problems.append("%s: tab in Python indentation" % where)
-        if diff.no_newline_at_end:
-            problems.append("%s: no newline at the end of the file" % path)
-        if diff.new_file and kind == "Python" and diff.added and \
-                not diff.added[-1][1].strip():
-            problems.append("%s: blank line(s) at the end of the file" % path)
-    summary = ", ".join("%d %s file(s)" % (n, kind) for kind, n in counts.items())
-    return problems, summary
+            add("ok", "news", "%s (blurb: %s, %s)"
+                % (path, metadata["section"], issue))
 
 
-def module_name(path):
-    name = path[len("Lib/"):-len(".py")].replace("/", ".")
-    return name[:-len(".__init__")] if name.endswith(".__init__") else name
+# -- the commits of the applied tree ----------------------------------------
+
+def run_base_patchcheck(src, script, add):
+    """The base's patchcheck.py on the checkout SRC, its verdicts as items."""
+    proc = subprocess.run([sys.executable, "-c", DRIVER, script, str(src)],
+                          cwd=str(src), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        add("FAIL", "whitespace", "%s did not run: %s" % (script, (
+            proc.stdout.strip().splitlines() or ["?"])[-1]))
+        return
+    lines = proc.stdout.splitlines()
+    clean = True
+    for number, text in enumerate(lines):
+        fixed = re.match(r"^Fixing (.+) whitespace \.\.\. (\d+) file", text)
+        if fixed and fixed.group(2) != "0":
+            clean = False
+            paths = [l.strip() for l in lines[number + 1:number + 1
+                                               + int(fixed.group(2))]]
+            add("FAIL", "whitespace", "%s: %s whitespace to fix in %s (`make "
+                "patchcheck` fixes it)" % (script, fixed.group(1),
+                                           ", ".join(paths)))
+        if re.match(r"^configure regenerated \.\.\. no$", text):
+            add("FAIL", "configure", "%s: configure.ac changes but configure "
+                "was not regenerated (autoreconf)" % script)
+        elif re.match(r"^(pyconfig\.h\.in regenerated|Misc/ACKS updated)"
+                      r" \.\.\. (no|NO)$", text):
+            add("info", "configure" if "pyconfig" in text else "news",
+                "%s: %s" % (script, text))
+    if clean:
+        add("ok", "whitespace", "%s: the whitespace of the Python, C and "
+            "doc files is clean" % script)
 
 
-def public_api(diffs):
-    """Public API a patch adds or changes, as a list of (name, how)."""
+def public_names(source):
+    """{name: what it is} of the public module-level names of a Lib/
+    module (a function's signature), and "NAME in __all__" for the names
+    its __all__ lists."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    names = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names[node.name] = ast.dump(node.args)
+        elif isinstance(node, ast.ClassDef):
+            names[node.name] = "class"
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in (node.targets if isinstance(node, ast.Assign)
+                           else [node.target]):
+                if isinstance(target, ast.Name):
+                    names.setdefault(target.id, "value")
+        if any(isinstance(n, ast.Name) and n.id == "__all__"
+               for n in ast.walk(node)):
+            for item in ast.walk(node):
+                if isinstance(item, ast.Constant) and isinstance(item.value,
+                                                                 str):
+                    names[item.value + " in __all__"] = "listed"
+    return {name: how for name, how in names.items()
+            if not name.startswith("_")}
+
+
+def api_changes(src, commit):
+    """(name, how) of the public API COMMIT adds or changes."""
     found = []
-    for diff in diffs:
-        path = diff.path
-        if path.startswith("Lib/") and path.endswith(".py") and \
-                not path.startswith(("Lib/test/", "Lib/idlelib/idle_test/")) \
-                and "/tests/" not in path and not diff.deleted:
-            module = module_name(path)
-            removed = {}
-            for text in diff.removed:
-                match = PY_DEF_RE.match(text) or PY_ASSIGN_RE.match(text)
-                if match:
-                    removed[match.group(1)] = text.strip()
-            for _, text in diff.added:
-                if ALL_RE.search(text):
-                    for name in re.findall(r"""["']([A-Za-z]\w*)["']""", text):
-                        found.append(("%s.%s" % (module, name),
-                                      "added to %s.__all__" % module))
-                match = PY_DEF_RE.match(text)
-                if match and not match.group(1).startswith("_"):
-                    name = match.group(1)
-                    if name not in removed:
-                        found.append(("%s.%s" % (module, name), "new"))
-                    elif removed[name] != text.strip():
-                        found.append(("%s.%s" % (module, name),
-                                      "changed signature"))
-                    continue
-                match = PY_ASSIGN_RE.match(text)
-                if match and not match.group(1).startswith("_") and \
-                        match.group(1) not in removed and \
-                        match.group(1) != "__all__":
-                    found.append(("%s.%s" % (module, match.group(1)), "new"))
+    for path in git_out(src, "diff", "--name-only", "--diff-filter=AM",
+                        commit + "~1", commit).split():
+        def show(rev):
+            return git(src, "show", "%s:%s" % (rev, path),
+                       check=False).stdout
+        if path.startswith("Lib/") and path.endswith(".py") and not \
+                path.startswith(("Lib/test/", "Lib/idlelib/idle_test/")):
+            module = path[4:-3].replace("/", ".").replace(".__init__", "")
+            before, after = public_names(show(commit + "~1")), \
+                public_names(show(commit))
+            for name, how in after.items():
+                short = name.split(" ")[0]
+                if name.endswith(" in __all__") and name not in before:
+                    found.append(("%s.%s" % (module, short),
+                                  "added to %s.__all__" % module))
+                elif short == name and name not in before:
+                    found.append(("%s.%s" % (module, name), "new"))
+                elif short == name and before[name] != how:
+                    found.append(("%s.%s" % (module, name),
+                                  "changed signature"))
         elif path.startswith("Include/") and path.endswith(".h") and \
-                not path.startswith("Include/internal/") and not diff.deleted:
-            removed_text = "\n".join(diff.removed)
-            for _, text in diff.added:
-                for regex in (C_API_RE, C_MACRO_RE):
-                    match = regex.search(text)
-                    if match and not match.group(1).startswith("_") and \
-                            not match.group(1).endswith("_H") and \
-                            match.group(1) not in removed_text:
-                        found.append((match.group(1), "new C API"))
+                not path.startswith("Include/internal/"):
+            def declared(rev):
+                return {a or b for a, b in C_API_RE.findall(show(rev))}
+            for name in sorted(declared(commit) - declared(commit + "~1")):
+                if not name.startswith("_") and not name.endswith("_H"):
+                    found.append((name, "new C API"))
     unique = {}
     for name, how in found:
         unique.setdefault(name, how)
     return list(unique.items())
 
 
-def placeholder_issue(subject):
-    """The placeholder that stands for an issue number (bpo-0, or a made-up
-    gh-NNNNN), if any."""
-    if news.subject_has_placeholder(subject):
-        return news.PLACEHOLDER
-    match = PLACEHOLDER_RE.match(subject)
-    return match.group(1) if match else None
-
-
-def check_subject(subject):
-    """Problems with a subject line, against upstream's style."""
-    problems = []
-    placeholder = placeholder_issue(subject)
-    if placeholder:
-        # Reported by the issue check; judge the rest of the subject here.
-        subject = subject[len(placeholder):].lstrip(": ")
-    match = SUBJECT_RE.match(subject)
-    rest = match.group("rest")
-    heading = rest
-    area = None
-    area_match = AREA_RE.match(rest)
-    if area_match:
-        area, heading = area_match.group("area"), area_match.group("heading")
-    if not match.group("issues") and not placeholder:
-        if re.match(r"^(?:bpo|gh|issue)[- #]?\d+", rest, re.I):
-            problems.append("subject %r: write the issue as `bpo-NNNNN: ...` "
-                            "or `gh-NNNNN: ...`" % subject)
-            return problems
-    word = re.match(r"[A-Za-z]+", heading)
-    if not word:
-        problems.append("subject %r: the heading should start with a verb"
-                        % subject)
-        return problems
-    first = word.group(0)
-    if area is None and not first[0].isupper():
-        problems.append("subject %r: start the heading with a capital letter"
-                        % subject)
-    lower = first.lower()
-    if lower not in NOT_PAST and (lower.endswith("ed") or lower.endswith("ing")):
-        problems.append("subject %r: write the heading in the imperative "
-                        "(%r reads as a report, not a command)" % (subject, first))
-    if subject.rstrip().endswith("."):
-        problems.append("subject %r: no full stop at the end" % subject)
-    return problems
-
-
-@dataclass
-class Result:
-    patch: object
-    items: list = field(default_factory=list)   # (status, check, text)
-
-    def add(self, status, check, text):
-        self.items.append((status, check, text))
-
-
-def check_patch(ws, series, index, parser, added_root):
-    patch = series.patches[index]
-    result = Result(patch)
-    text = patch.text()
+def check_commits(ws, line, series, adds):
+    """whitespace, configure and docs on each commit of the applied tree."""
+    base = basestore.select(ws, line)
+    if base is None:
+        return "no base imported"
+    src = ws.build_dir(line) / "check" / "patchcheck"
     try:
-        header = parse_header(text, patch.name)
-    except UsageError as exc:
-        result.add("FAIL", "header", exc.message)
-        header = None
-    subject_issues = []
-    if header is not None:
-        problems = check_subject(header["subject"])
-        for problem in problems:
-            result.add("FAIL", "header", problem)
-        if not problems:
-            result.add("ok", "header", "subject: %s" % header["subject"])
-        subject_issues = re.findall(ISSUE, SUBJECT_RE.match(
-            header["subject"]).group("issues") or "")
-        placeholder = placeholder_issue(header["subject"])
-        if placeholder:
-            result.add("FAIL", "issue", "the subject names no issue but the "
-                       "placeholder %r: open the issue upstream and use its "
-                       "number (or drop the prefix for a plain heading)"
-                       % placeholder)
-        body = header["message"].split("\n", 1)[1].strip() \
-            if "\n" in header["message"] else ""
-        if not body:
-            result.add("FAIL", "header", "the message has no body: explain "
-                       "why the change is needed, below the subject")
-        elif body == header["subject"]:
-            result.add("FAIL", "header", "the body only repeats the subject: "
-                       "explain why the change is needed")
-        else:
-            result.add("ok", "header", "message body: %d line(s)"
-                       % len(body.splitlines()))
-    diffs = parse_diff(text)
-    problems, summary = check_whitespace(diffs)
-    for problem in problems:
-        result.add("FAIL", "whitespace", problem)
-    if not problems:
-        result.add("ok", "whitespace", summary)
-    try:
-        entries = news.patch_entries(patch)
+        apply_series(ws, line, src=src)
     except ToolError as exc:
-        entries = None
-        if header is not None:
-            result.add("FAIL", "header", exc.message)
-    if entries is not None:
-        check_news(entries, parser, subject_issues, result, added_root)
-    for path in entries or []:
-        if news.path_has_placeholder(path):
-            result.add("FAIL", "issue", "%s stands for an issue that does not "
-                       "exist yet (%s): open the issue upstream and rename "
-                       "the entry" % (path, news.PLACEHOLDER))
-    paths = [diff.path for diff in diffs]
-    check_docs(series, index, diffs, paths, result)
-    if "configure.ac" in paths and "configure" not in paths:
-        result.add("FAIL", "configure", "configure.ac changes but configure "
-                   "was not regenerated (autoreconf)")
-    if "configure.ac" in paths and "pyconfig.h.in" not in paths:
-        result.add("info", "configure", "configure.ac changes and "
-                   "pyconfig.h.in does not: fine unless an AC_DEFINE changed")
-    for diff in diffs:
-        match = re.match(r"^Modules/(?:(.+)/)?([^/]+)\.c$", diff.path)
-        if not match or not any("[clinic input]" in t for _, t in diff.added):
-            continue
-        generated = "Modules/%sclinic/%s.c.h" % (
-            match.group(1) + "/" if match.group(1) else "", match.group(2))
-        if generated not in paths:
-            result.add("FAIL", "clinic", "%s gains a [clinic input] block but "
-                       "%s was not regenerated (Tools/clinic/clinic.py)"
-                       % (diff.path, generated))
-    if "Misc/ACKS" not in paths:
-        result.add("info", "news", "Misc/ACKS not updated (fine for the "
-                   "team's own patches)")
-    return result
+        return "the series does not apply: %s" % exc.message
+    script = next((p for p in TOOL_PATHS if (src / p).is_file()), None)
+    commits = git_out(src, "rev-list", "--reverse",
+                      "refs/zerocopy/base..HEAD").split()
+    docs = [[p for p in git_out(src, "diff", "--name-only", c + "~1", c)
+             .split() if p.startswith("Doc/")] for c in commits]
+    for index, (commit, add) in enumerate(zip(commits, adds)):
+        check = git(src, "diff", "--check", commit + "~1", commit,
+                    check=False).stdout.splitlines()
+        problems = [text for text in check if not text.startswith(("+", "-"))]
+        for text in problems:
+            add("FAIL", "whitespace", "git diff --check: " + text)
+        if not problems:
+            add("ok", "whitespace", "git diff --check: clean")
+        if script:
+            git(src, "checkout", "--quiet", "--force", commit)
+            git(src, "reset", "--quiet", "--soft", commit + "~1")
+            run_base_patchcheck(src, script, add)
+            git(src, "reset", "--quiet", "--hard", commit)
+            git(src, "clean", "--quiet", "-fdx")
+        api = api_changes(src, commit)
+        listed = ", ".join("%s (%s)" % item for item in api)
+        if not api:
+            add("ok", "docs", "no public API change")
+        elif docs[index]:
+            add("ok", "docs", "Doc/ changed with the API: %s" % listed)
+        else:
+            later = {}
+            for other in range(index + 1, len(commits)):
+                text = git_out(src, "diff", commits[other] + "~1",
+                               commits[other], "--", *docs[other]) \
+                    if docs[other] else ""
+                for name, _ in api:
+                    if name.rsplit(".", 1)[-1] in text:
+                        later.setdefault(name, series.patches[other].name)
+            missing = [item for item in api if item[0] not in later]
+            if missing:
+                add("FAIL", "docs", "changes public API and nothing under "
+                    "Doc/: %s" % ", ".join("%s (%s)" % item for item in missing))
+            for name, where in sorted(later.items()):
+                add("info", "docs", "%s is documented later, by %s"
+                    % (name, where))
+    git(src, "checkout", "--quiet", "--force", commits[-1] if commits
+        else "HEAD")
+    return None if script else "%s has none of %s" % (base.label(),
+                                                     ", ".join(TOOL_PATHS))
 
 
-def check_news(found, parser, subject_issues, result, added_root):
-    if not found:
-        result.add("FAIL", "news", "no NEWS entry: add one with `blurb add` "
-                   "(Misc/NEWS.d/next/<Section>/...rst) and commit it with "
-                   "the patch")
-        return
-    for path in found:
-        if parser is None:
-            result.add("info", "news", "%s present; not validated: blurb is "
-                       "not installed (%s)" % (path, news.INSTALL_HINT))
-            continue
-        metadata, problem = news.validate(parser, added_root / path)
-        if problem:
-            result.add("FAIL", "news", "%s: %s" % (path, problem))
-            continue
-        issue = news.issue_of(metadata) or (
-            news.PLACEHOLDER if news.path_has_placeholder(path) else None)
-        if subject_issues and issue not in subject_issues:
-            result.add("FAIL", "issue", "%s is about %s, the subject about %s"
-                       % (path, issue, ", ".join(subject_issues)))
-            continue
-        result.add("ok", "news", "%s (blurb: %s, %s)"
-                   % (path, metadata.get("section"), issue))
-
-
-def doc_lines(diffs):
-    return "\n".join(text for diff in diffs if diff.path.startswith("Doc/")
-                     for _, text in diff.added)
-
-
-def check_docs(series, index, diffs, paths, result):
-    api = public_api(diffs)
-    if not api:
-        result.add("ok", "docs", "no public API change")
-        return
-    listed = ", ".join("%s (%s)" % item for item in api)
-    if any(path.startswith("Doc/") for path in paths):
-        result.add("ok", "docs", "Doc/ changed with the API: %s" % listed)
-        return
-    later = {}
-    for other in series.patches[index + 1:]:
-        text = doc_lines(parse_diff(other.text()))
-        for name, _ in api:
-            short = name.rsplit(".", 1)[-1]
-            if short in text and name not in later:
-                later[name] = other.name
-    undocumented = [item for item in api if item[0] not in later]
-    if undocumented:
-        result.add("FAIL", "docs", "changes public API and nothing under Doc/:"
-                   " %s" % ", ".join("%s (%s)" % item for item in undocumented))
-    for name, where in sorted(later.items()):
-        result.add("info", "docs", "%s is documented later, by %s"
-                   % (name, where))
+def check_downstream(ws, line, src, out):
+    """The downstream patches of patches/<line>-overlay/ apply, as the
+    overlay build applies them, to the Lib/ of the whole series in SRC;
+    1 when they do not."""
+    directory = ws.overlay_series_dir(line)
+    if not (directory / "series").exists() or not (src / ".git").exists():
+        return 0
+    with tempfile.TemporaryDirectory(prefix="zerocopy-downstream-") as lib:
+        try:
+            for patch in Series.load(directory).patches:
+                for path in patch.touched_files():
+                    if path.startswith("Lib/") and (src / path).is_file():
+                        Path(lib, path[4:]).parent.mkdir(parents=True,
+                                                         exist_ok=True)
+                        shutil.copyfile(src / path, Path(lib, path[4:]))
+            names = apply_downstream(ws, line, lib)
+        except ToolError as exc:
+            out("FAIL   downstream " + exc.message)
+            return 1
+    out("ok     downstream %s: %s appl%s after the series"
+        % (directory.relative_to(ws.root), ", ".join(names),
+           "ies" if len(names) == 1 else "y"))
+    return 0
 
 
 # -- compiler warnings, from the records of check and build -----------------
 
 def recorded_warnings(ws, line, series):
     """(warnings, where) of a build of exactly this series, or (None, why)."""
-    from . import basestore
-    from .apply import read_record
     try:
         fingerprint = series.fingerprint()
     except OSError as exc:
@@ -428,13 +337,8 @@ def recorded_warnings(ws, line, series):
     applied = read_record(ws, line)
     if record is None:
         return None, "no build of the series yet"
-    current = (applied is not None and applied.get("upto") is None
-               and record.get("head") == applied.get("head")
-               and applied.get("patches") == {
-                   p.name: basestore.sha256_file(p.path) for p in series.patches}
-               and applied.get("added") == newfiles.copy_hashes(ws, line,
-                                                                series))
-    if not current:
+    if not is_current(ws, line, series, applied) or \
+            record.get("head") != applied.get("head"):
         return None, "the last build is of an older state of the series"
     return (record.get("warnings_in_series_files", []),
             "the %s build of `tools build` (%s)" % (record.get("mode"),
@@ -477,13 +381,16 @@ def patchcheck(ws, line, waivers=(), out=print):
             "not validated: %s" % news.INSTALL_HINT)
     failing = []
     used = set()
+    results = [[] for _patch in series.patches]
+    adds = [lambda *item, into=items: into.append(item) for items in results]
     # A patch git cannot read fails its own header check below.
     with newfiles.extracted(series.patches, unreadable=[]) as added_root:
-        results = [check_patch(ws, series, index, parser, added_root)
-                   for index in range(len(series.patches))]
-    for patch, result in zip(series.patches, results):
+        for patch, add in zip(series.patches, adds):
+            check_mail(patch, parser, added_root, add)
+    skipped = check_commits(ws, line, series, adds)
+    for patch, items in zip(series.patches, results):
         out(patch.name)
-        for status, check, text in result.items:
+        for status, check, text in items:
             if status == "FAIL" and waived(waivers, patch.name, check):
                 status = "waived"
                 used.add((patch.name, check))
@@ -491,6 +398,14 @@ def patchcheck(ws, line, waivers=(), out=print):
                 failing.append(patch.name)
             out("  %-6s %-10s %s" % (status, check, text))
     count = len(failing)
+    if skipped != "no base imported":
+        count += check_downstream(ws, line, ws.build_dir(line) / "check" /
+                                  "patchcheck", out)
+    if skipped:
+        out("SKIPPED %s: %s; `python3 -m tools base download%s` enables it"
+            % ("the base's own patchcheck" if skipped.startswith("CPython")
+               else "whitespace, configure and docs of each commit", skipped,
+               base_option(line)))
     try:
         copies = newfiles.copy_problems(ws, line, series)
     except ToolError as exc:
@@ -524,10 +439,6 @@ def patchcheck(ws, line, waivers=(), out=print):
                 out("note: --waive %s:%s matches no problem any more; drop it"
                     % (key, check))
     return count, failing
-
-
-def base_option(line):
-    return "" if line.name == "3.7" else " --base " + line.name
 
 
 def run(ws, line, args):

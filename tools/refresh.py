@@ -15,12 +15,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import basestore, newfiles
-from .apply import read_record
-from .errors import UsageError
-from .gitutil import git, git_bytes, git_out
-from .series import Patch, Series
-from .workspace import LINES
+from .model import basestore, newfiles
+from .model.errors import UsageError
+from .model.gitutil import git, git_bytes, git_out
+from .model.series import Patch, Series
+from .model.tree import patch_hashes, read_record
+from .model.workspace import LINES
 
 
 def add_arguments(parser):
@@ -40,8 +40,7 @@ def run(ws, line, args):
 def check_inputs_unchanged(ws, line, record):
     """Refuse to overwrite workspace files edited since the last apply."""
     series = Series.load(ws.series_dir(line), legacy=True)
-    now = {p.name: basestore.sha256_file(p.path)
-           for p in series.patches if p.path.exists()}
+    now = patch_hashes(series.patches)
     if record.get("upto") is not None:
         raise UsageError("the last apply stopped at patch %d: apply the whole "
                          "series before refreshing" % record["upto"])
@@ -177,8 +176,7 @@ def refresh(ws, line):
         shutil.rmtree(staging, ignore_errors=True)
     # The workspace now matches the work tree: record it as applied.
     record["head"] = git_out(src, "rev-parse", "HEAD")
-    record["patches"] = {p.name: basestore.sha256_file(p.path)
-                         for p in new_patches}
+    record["patches"] = patch_hashes(new_patches)
     record["added"] = newfiles.copy_hashes(ws, line, new_series)
     (ws.build_dir(line) / "applied.json").write_text(
         json.dumps(record, indent=2, sort_keys=True) + "\n")

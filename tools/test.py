@@ -13,12 +13,12 @@ source base), the tests of the C implementation are skipped and the
 summary says how to get them.
 """
 
-import re
 import subprocess
+import sys
+from pathlib import Path
 
-from .errors import Failure, UsageError
-from .which import interpreter
-from .workspace import CORE_TESTS, PICKLE_TESTS
+from .model.errors import Failure, UsageError
+from .model.workspace import CORE_TESTS, PICKLE_TESTS, interpreter, parse_size
 
 
 
@@ -35,13 +35,6 @@ def add_arguments(parser):
                         help="further regrtest arguments, after --")
 
 
-def parse_size(text):
-    match = re.match(r"^(\d+(?:\.\d+)?)([KMGT]?)B?$", text.strip().upper())
-    if not match:
-        raise UsageError("--bigmem %r is not a size like 4G or 512M" % text)
-    return text.strip().upper()
-
-
 def run(ws, line, args):
     if args.refleaks:
         record = debug_interpreter(ws, line)
@@ -49,7 +42,7 @@ def run(ws, line, args):
         record = interpreter(ws, line)
     command = [record["python"], "-m", "test", "--slowest"]
     if args.bigmem:
-        command += ["-M", parse_size(args.bigmem)]
+        command += ["-M", parse_size(args.bigmem, "--bigmem")[0]]
     if args.refleaks:
         command += ["-R", "3:3"]
     tests = args.tests
@@ -80,8 +73,14 @@ def debug_interpreter(ws, line):
     try:
         return interpreter(ws, line, debug=True)
     except UsageError:
-        from .build import build
         print("no debug build yet: building one (python3 -m tools build "
-              "--debug)")
-        build(ws, line, mode="full", debug=True)
-        return interpreter(ws, line, debug=True)
+              "--debug)", flush=True)
+    # The build verb, as the user would run it: verbs do not import verbs.
+    proc = subprocess.run([sys.executable, "-m", "tools", "build", "--debug",
+                           "--base", line.name, "--workspace", str(ws.root),
+                           "--cache-dir", str(ws.cache)],
+                          cwd=str(Path(__file__).resolve().parent.parent))
+    if proc.returncode != 0:
+        raise Failure("the debug build failed (exit status %d)"
+                      % proc.returncode)
+    return interpreter(ws, line, debug=True)

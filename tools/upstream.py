@@ -14,7 +14,7 @@
   --force                        move branches that already exist
   --gh-issue N                   fill in the issue number of patches that
                                  still carry the placeholder (bpo-0, see
-                                 tools/news.py) in subject and NEWS entry
+                                 tools/model/news.py) in subject and NEWS entry
   --compare REF                  also say whether the series applies to
                                  REF (main, say), and where the upstream
                                  TODOs it removes stand there
@@ -31,11 +31,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import news
-from .errors import Failure, UsageError
-from .gitutil import require_program, run as run_command
-from .patchcheck import placeholder_issue
-from .series import Series, hunks
+from .model import news
+from .model.errors import Failure, UsageError
+from .model.gitutil import require_program, run as run_command
+from .model.series import Series, failed_hunk
 
 # Words left out of branch names: articles and the like, and the verbs that
 # start most subjects without saying what the branch is about.
@@ -159,7 +158,7 @@ def subject_of(patch, gh_issue=None):
 
 
 def has_placeholder(patch):
-    return placeholder_issue(patch.header()["subject"]) is not None or any(
+    return news.placeholder_issue(patch.header()["subject"]) is not None or any(
         news.path_has_placeholder(path) for path in patch.adds())
 
 
@@ -172,14 +171,13 @@ def mail_of(patch, gh_issue=None):
 def explain_conflict(clone, tree, patch, mail, label):
     """Which hunk of PATCH does not apply in TREE, as one line."""
     proc = clone_git(tree, "apply", "--check", str(mail), check=False)
-    failed = re.search(r"patch failed: (\S+):(\d+)", proc.stderr)
+    failed = failed_hunk(patch.text(), proc.stderr)
     if failed:
-        path, start = failed.group(1), int(failed.group(2))
-        for hunk_path, number, old_start in hunks(patch.text()):
-            if hunk_path == path and old_start == start:
-                return ("%s does not apply onto %s: hunk #%d of %s (at line "
-                        "%d) conflicts, in a 3-way merge too"
-                        % (patch.name, label, number, path, start))
+        path, number, start = failed
+        if number:
+            return ("%s does not apply onto %s: hunk #%d of %s (at line %d) "
+                    "conflicts, in a 3-way merge too"
+                    % (patch.name, label, number, path, start))
         return ("%s does not apply onto %s: %s at line %d conflicts"
                 % (patch.name, label, path, start))
     missing = re.search(r"(\S+): (?:does not exist in index|No such file)",

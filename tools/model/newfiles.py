@@ -19,8 +19,9 @@ from pathlib import Path
 
 from . import basestore
 from .errors import Failure, ToolError, UsageError
-from .gitutil import git, git_out, run as run_command
+from .gitutil import git
 from .series import Series
+from .workspace import base_option
 
 
 def extract(patches, dest, unreadable=None):
@@ -172,77 +173,3 @@ def write_copies(ws, line, files):
         if not any(root.iterdir()):
             root.rmdir()
     return changed
-
-
-def base_option(line):
-    return "" if line.name == "3.7" else " --base " + line.name
-
-
-# -- git am of the patches gives the tree of tools apply ------------------------
-
-def git_am_identity(ws, line, work=None, out=print):
-    """Prove that `git am` of patches/<line>/*.patch, in series order, on
-    the pristine base gives exactly the tree (and the commits' authors,
-    dates and messages) that `tools apply` makes; Failure otherwise.
-
-    Needs the source base of the release the series is written against.
-    WORK (default build/<line>/check/am) is a scratch directory, removed
-    first; build/<line>/src is left alone.
-    """
-    from .apply import BASE_DATE, apply_series
-    base = basestore.load(ws, line, "source")
-    if base is None or base.version != line.reference:
-        raise UsageError("the git am check needs the CPython %s source base "
-                         "(%s): run `python3 -m tools base download%s`"
-                         % (line.reference, "none imported" if base is None
-                            else "imported: " + base.version, base_option(line)))
-    series = Series.load(ws.series_dir(line))
-    work = Path(work or ws.build_dir(line) / "check" / "am")
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    applied = apply_series(ws, line, kind="source", src=work / "apply")
-    src = applied["src"]
-    repo = work / "am"
-    repo.mkdir()
-    # The pristine base, as a user would have it: a tree of files, not the
-    # repository of tools apply (whose objects could hide a missing blob).
-    tarball = work / "base.tar"
-    git(src, "archive", "--format=tar", "-o", str(tarball), "refs/zerocopy/base")
-    run_command(["tar", "-xf", str(tarball), "-C", str(repo)])
-    tarball.unlink()
-    git(repo, "init", "--quiet")
-    git(repo, "add", "--all", "--force", ".")
-    git(repo, "commit", "--quiet", "--no-verify", "-m", "pristine base",
-        date=BASE_DATE)
-    proc = git(repo, "am", "--quiet", *[str(p.path) for p in series.patches],
-               check=False)
-    if proc.returncode != 0:
-        stopped = [text for text in (proc.stdout + proc.stderr).splitlines()
-                   if text.startswith(("error:", "Patch failed"))]
-        git(repo, "am", "--abort", check=False)
-        raise Failure("git am of patches/%s on the pristine CPython %s fails: "
-                      "%s" % (line.name, base.version,
-                              "; ".join(stopped[:2]) or "git am failed"))
-    mine = git_out(repo, "rev-parse", "HEAD^{tree}")
-    theirs = git_out(src, "rev-parse", "HEAD^{tree}")
-    if mine != theirs:
-        git(repo, "fetch", "--quiet", str(src), "HEAD")
-        paths = git_out(repo, "diff", "--name-only", "FETCH_HEAD", "HEAD")
-        raise Failure("git am of patches/%s gives another tree than `tools "
-                      "apply`: %s differ(s)" % (line.name,
-                                                ", ".join(paths.split())))
-    fmt = "--format=%an <%ae> %ad%n%B%x00"
-    am_log = git_out(repo, "log", "--reverse", "--date=raw", fmt, "HEAD~%d..HEAD"
-                     % len(series.patches)).split("\0")
-    apply_log = git_out(src, "log", "--reverse", "--date=raw", fmt,
-                        "refs/zerocopy/base..HEAD").split("\0")
-    for patch, ours, amed in zip(series.patches, apply_log, am_log):
-        if ours.strip() != amed.strip():
-            raise Failure("%s: git am and `tools apply` read its author, date or "
-                          "message differently" % patch.name)
-    out("git am of %d patch(es) of patches/%s on the pristine CPython %s gives "
-        "the tree of `tools apply` (%s)" % (len(series.patches), line.name,
-                                            base.version, mine[:12]))
-    shutil.rmtree(work, ignore_errors=True)
-    return mine

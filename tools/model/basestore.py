@@ -75,6 +75,9 @@ class Base:
                 ", ".join(self.record["missing"][:3]))
         return text
 
+    def label(self):
+        return "CPython %s (%s base)" % (self.version, self.kind)
+
     def save(self):
         with open(self.directory / RECORD, "w") as f:
             json.dump(self.record, f, indent=2, sort_keys=True)
@@ -171,3 +174,9 @@ def verify(ws, line, base, touched):
                                                  sha256_file(local)[:12],
                                                  want[:12]))
     return expected is not None, problems
+
+
+def no_base_message(line):
+    return ("no CPython %s base imported: run `python3 -m tools base import "
+            "PATH` (source tree or tarball), `python3 -m tools base download`, "
+            "or `python3 -m tools base installed`" % line.name)

@@ -10,9 +10,11 @@ Every patch is a plain `git format-patch` mail of one commit, files it adds
 included, so `git am` of the patches in this order on the base gives the
 tree `python3 -m tools apply` makes.  What a patch adds is read from the
 patch itself (git apply --summary); readable copies of those files are kept
-in new-files/<line>/ (tools/newfiles.py).
+in new-files/<line>/ (tools/model/newfiles.py).
 """
 
+import email
+import email.policy
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -148,44 +150,30 @@ class Series:
 
 
 def parse_header(text, name="patch"):
-    """Author, date and message of a git format-patch mail."""
-    lines = text.splitlines()
-    if not lines or not lines[0].startswith("From "):
+    """Author, date and message of a git format-patch mail, read by
+    email.parser (RFC 2047 encoded words decoded, folded lines unfolded)."""
+    if not text.startswith("From "):
         raise UsageError("%s is not a git format-patch file (no 'From ' line)"
                          % name)
-    headers = {}
-    index = 1
-    current = None
-    while index < len(lines) and lines[index]:
-        line = lines[index]
-        if line[0] in " \t" and current:
-            headers[current] += " " + line.strip()
-        else:
-            key, _, value = line.partition(":")
-            current = key.strip().lower()
-            headers[current] = value.strip()
-        index += 1
+    mail = email.message_from_string(text.split("\n", 1)[1],
+                                     policy=email.policy.default)
     for required in ("from", "date", "subject"):
-        if required not in headers:
+        if mail[required] is None:
             raise UsageError("%s has no %s: header" % (name, required.title()))
-    subject = re.sub(r"^\[PATCH[^\]]*\]\s*", "", headers["subject"])
-    body = []
-    for line in lines[index + 1:]:
-        if line == "---" or line.startswith("diff --git "):
-            break
-        body.append(line)
-    while body and not body[-1].strip():
-        body.pop()
-    match = re.match(r"^(.*?)\s*<([^>]*)>$", headers["from"])
-    if not match:
+    authors = mail["from"].addresses
+    if len(authors) != 1 or not authors[0].addr_spec:
         raise UsageError("%s: cannot read the author in 'From: %s'"
-                         % (name, headers["from"]))
+                         % (name, mail["from"]))
+    subject = re.sub(r"^\[PATCH[^\]]*\]\s*", "", str(mail["subject"]))
+    body = re.split(r"^(?:---|diff --git .*)$", mail.get_content(), 1,
+                    flags=re.M)[0].rstrip()
     return {
-        "author_name": match.group(1).strip('"'),
-        "author_email": match.group(2),
-        "date": headers["date"],
+        "author_name": authors[0].display_name,
+        "author_email": authors[0].addr_spec,
+        # As written: the policy would re-render a parsed date.
+        "date": dict(mail.raw_items())["Date"].strip(),
         "subject": subject,
-        "message": subject + ("\n\n" + "\n".join(body) if body else "") + "\n",
+        "message": subject + ("\n\n" + body if body else "") + "\n",
     }
 
 
@@ -197,6 +185,18 @@ def diff_paths(text):
         if match and match.group(1) not in paths:
             paths.append(match.group(1))
     return paths
+
+
+def failed_hunk(text, stderr):
+    """(path, hunk number or None, its old start line) of the hunk of the
+    patch TEXT that git apply or git am reports in STDERR, or None."""
+    failed = re.search(r"patch failed: (\S+):(\d+)", stderr)
+    if not failed:
+        return None
+    path, start = failed.group(1), int(failed.group(2))
+    numbers = [number for hunk_path, number, old_start in hunks(text)
+               if hunk_path == path and old_start == start]
+    return path, (numbers or [None])[0], start
 
 
 def hunks(text):

@@ -1,0 +1,155 @@
+"""NEWS entries of the series: finding them and validating them with blurb.
+
+CPython keeps one file per change under Misc/NEWS.d/next/<Section>/, named
+<date>.<bpo-N|gh-issue-N>.<nonce>.rst, and `blurb` (from PyPI) both writes
+and parses them.  Each patch of the series adds its entry; this module
+checks each with blurb's command line (`blurb merge` of that one entry),
+run only by the verbs that check entries.
+
+A change of ours that has no upstream issue yet carries PLACEHOLDER as its
+issue, in its subject (`bpo-0: pickle: ...`) and in the name of its NEWS
+entry (`<date>.bpo-0.<nonce>.rst`).  Why that spelling: every blurb the
+checks use must read the entry.  blurb 1.0.7 (the 3.7 docs' pin, in
+requirements/docs-py37.txt) knows only `bpo-N` fields in a file name and
+asserts on `gh-issue-N`; blurb 2.3.0 (requirements/dev.txt) reads both, but
+wants a gh-issue number >= 32426 and a number, not gh-issue-NNNNN.  bpo-0
+passes both, and 0 is blurb's own "no issue" (its default for an entry
+without one); bugs.python.org is closed, so it can stand for no real issue.
+`tools upstream --gh-issue N` turns it into gh-N and gh-issue-N.
+"""
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .errors import UsageError
+
+# The one spelling of "no upstream issue yet"; nothing else in tools/
+# spells it.
+PLACEHOLDER = "bpo-0"
+_SUBJECT = re.compile(r"^%s:\s*" % re.escape(PLACEHOLDER))
+_MAIL_SUBJECT = re.compile(r"^(Subject: (?:\[[^\]]*\] )?)%s:"
+                           % re.escape(PLACEHOLDER), re.M)
+_NEWS_NAME = re.compile(r"(Misc/NEWS\.d/next/[^/\s]+/[^/\s]+)\.%s\."
+                        % re.escape(PLACEHOLDER))
+
+# `gh-NNNNN:` and the like, written before the issue exists.
+PLACEHOLDER_RE = re.compile(r"^((?:bpo|gh)-(?!\d+\s*:)[^\s:]+)\s*:")
+
+NEXT_DIR = "Misc/NEWS.d/next/"
+ENTRY_RE = re.compile(r"^Misc/NEWS\.d/next/(?P<section>[^/]+)/(?P<name>[^/]+\.rst)$")
+INSTALL_HINT = ("install the dev requirements: python3 -m pip install -r "
+                "requirements/dev.txt (or run the tools with build/venv/bin/"
+                "python after `make build/venv/installed`)")
+
+
+def entries(paths):
+    """The NEWS entries among PATHS (paths relative to a CPython tree)."""
+    return [path for path in paths if ENTRY_RE.match(path)]
+
+
+def patch_entries(patch):
+    """NEWS entries a patch adds."""
+    return entries(patch.adds())
+
+
+def subject_has_placeholder(subject):
+    return bool(_SUBJECT.match(subject))
+
+
+def path_has_placeholder(path):
+    return bool(_NEWS_NAME.search(path))
+
+
+def placeholder_issue(subject):
+    """The placeholder that stands for an issue number (bpo-0, or a made-up
+    gh-NNNNN), if any."""
+    if subject_has_placeholder(subject):
+        return PLACEHOLDER
+    match = PLACEHOLDER_RE.match(subject)
+    return match.group(1) if match else None
+
+
+def strip_placeholder(subject):
+    """SUBJECT without a leading placeholder issue."""
+    return _SUBJECT.sub("", subject)
+
+
+def fill_issue_in_subject(subject, gh_issue):
+    return _SUBJECT.sub("gh-%d: " % gh_issue, subject)
+
+
+def fill_issue_in_mail(text, gh_issue):
+    """A patch mail with the placeholder turned into issue GH_ISSUE, in the
+    subject and in the names of NEWS entries (diffstat and diff alike)."""
+    text = _MAIL_SUBJECT.sub(r"\g<1>gh-%d:" % gh_issue, text)
+    return _NEWS_NAME.sub(r"\g<1>.gh-issue-%d." % gh_issue, text)
+
+
+def load_blurb():
+    """blurb's command line as (the command, its version), or None."""
+    command = [sys.executable, "-m", "blurb"]
+    try:
+        proc = subprocess.run(command + ["--version"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    except OSError:
+        return None
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return None
+    return command, proc.stdout.split()[-1]
+
+
+def require_blurb(why):
+    parser = load_blurb()
+    if parser is None:
+        raise UsageError("blurb is not installed for this Python; it is needed "
+                         "%s: %s" % (why, INSTALL_HINT))
+    return parser
+
+
+# The files by which `blurb` recognises the root of a CPython checkout.
+STAND_IN_ROOT = {"README.rst": "This is Python version 3.0\n",
+                 "LICENSE": "A. HISTORY OF THE SOFTWARE\n",
+                 "Include/Python.h": "", "Python/ceval.c": ""}
+
+
+def validate(parser, path):
+    """`blurb merge` of the one entry at PATH (a file under
+    Misc/NEWS.d/next/<Section>/): (metadata, None) with the section and
+    the issue blurb read, or (None, the problem)."""
+    command, _version = parser
+    path = Path(path)
+    if not path.is_file():
+        return None, "the file does not exist"
+    with tempfile.TemporaryDirectory(prefix="zerocopy-blurb-") as root:
+        for name, text in STAND_IN_ROOT.items():
+            Path(root, name).parent.mkdir(parents=True, exist_ok=True)
+            Path(root, name).write_text(text)
+        entry = Path(root, NEXT_DIR, path.parent.name, path.name)
+        entry.parent.mkdir(parents=True)
+        shutil.copyfile(path, entry)
+        proc = subprocess.run(command + ["merge", "-f", "NEWS"], cwd=root,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, errors="replace")
+        merged = Path(root, "NEWS").read_text(errors="replace") \
+            if proc.returncode == 0 else ""
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or ["exit status %d"
+                                                     % proc.returncode]
+        start = max([n for n, text in enumerate(lines)
+                     if re.match(r"^[\w.]+(?:Error|Exception)\b", text)] or [0])
+        detail = " ".join(" ".join(lines[start:]).split())
+        return None, "blurb rejects it: %s" % re.sub(
+            r"^[\w.]*\.(?=\w+Error)", "", detail)
+    section = re.search(r"^(.+)\n-+\n\n- ", merged, re.M)
+    if section is None:
+        # blurb merge reads only the sections it knows, and skips others.
+        return None, ("blurb merge reads no entry from it: Unknown section "
+                      "%r (`blurb add --help` lists the sections)"
+                      % path.parent.name)
+    issue = re.search(r"^- ((?:gh|bpo)-\d+): ", merged, re.M)
+    return {"section": section.group(1),
+            "issue": issue.group(1) if issue else None}, None
