@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REPO, assert_clean_error, run_tools
 from tools import bench
-from tools.workspace import LINES, Workspace
+from tools.model.workspace import LINES, Workspace
 
 scenarios = bench.scenarios
 FIXTURES = REPO / "tests" / "fixtures"
@@ -251,8 +251,8 @@ def test_table_marks_memory_and_instruction_misses():
 
 @pytest.mark.parametrize("text,size", [("512M", 512 << 20), ("2G", 2 << 30),
                                        ("64mib", 64 << 20)])
-def test_parse_size(text, size):
-    assert bench.parse_size(text) == size
+def test_payload_size(text, size):
+    assert bench.payload_size(text) == size
 
 
 def test_command_line_errors(tmp_path):

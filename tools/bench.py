@@ -36,11 +36,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import providers
-from .build import PIP_TARGET, install_paths
-from .errors import Failure, UsageError
-from .which import interpreter
-from .workspace import DEFAULT_LINE
+from .model import providers
+from .model.errors import Failure, UsageError
+from .model.make import PIP_TARGET, install_paths
+from .model.workspace import DEFAULT_LINE, interpreter, parse_size
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 RUNNER = BENCHMARKS / "pickle_scenarios.py"
@@ -100,12 +99,8 @@ def add_arguments(parser):
                         help="also put the table into README.md")
 
 
-def parse_size(text):
-    match = re.match(r"^(\d+)\s*([KMG]?)(I?B)?$", text.strip().upper())
-    if not match:
-        raise UsageError("--size %r is not a size like 512M or 2G" % text)
-    size = int(match.group(1)) << {"": 0, "K": 10, "M": 20,
-                                   "G": 30}[match.group(2)]
+def payload_size(text):
+    size = parse_size(text, "--size", "512M or 2G")[1]
     if size < MIN_SIZE:
         raise UsageError("--size %s is below the smallest useful payload, "
                          "%s" % (text, human_size(MIN_SIZE)))
@@ -844,7 +839,7 @@ def run(ws, line, args):
     if args.publish:
         # Before the run, so that a missing marker does not waste it.
         readme_section(ws, line)
-    size = parse_size(args.size) if args.size else (
+    size = payload_size(args.size) if args.size else (
         QUICK_SIZE if args.quick else DEFAULT_SIZE)
     interpreter(ws, line)
     directory = results_dir(ws, line)

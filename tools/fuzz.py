@@ -15,7 +15,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from .errors import UsageError
+from .model.errors import UsageError
 
 
 def add_arguments(parser):

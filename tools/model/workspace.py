@@ -131,7 +131,8 @@ def interpreter(ws, line, debug=False, stock=False):
 def parse_size(text, option, examples="4G or 512M"):
     """A size such as 512M or 4.5G, as (its text for regrtest's -M, bytes);
     UsageError naming OPTION otherwise."""
-    match = re.match(r"^(\d+(?:\.\d+)?)([KMGT]?)B?$", text.strip().upper())
+    match = re.match(r"^(\d+(?:\.\d+)?)([KMGT]?)(?:I?B)?$",
+                     text.strip().upper())
     if not match:
         raise UsageError("%s %r is not a size like %s" % (option, text,
                                                           examples))

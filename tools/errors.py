@@ -1,3 +1,0 @@
-"""Compatibility name: the module is tools/model/errors.py now."""
-
-from .model.errors import *  # noqa: F401,F403

@@ -1,3 +1,0 @@
-"""Compatibility name: the module is tools/model/workspace.py now."""
-
-from .model.workspace import *  # noqa: F401,F403
