@@ -3,27 +3,16 @@
 The mode is chosen from the imported bases and reported:
 
   full     configure + make of the patched source base, installed into
-           build/<line>/prefix (with --debug: a --with-pydebug build run
-           from build/<line>/debug, for refleak hunting);
-  overlay  a copy of an installed interpreter of the line, with the patched
-           Lib/ files, the downstream patches of patches/<line>-overlay/ on
-           them, and the series' C files compiled against its headers.
-           With a source base, the patched _pickle accelerator is compiled
-           too; without one, the stock _pickle is removed so that pickle
-           uses the patched pure-Python implementation throughout.
+           build/<line>/prefix (--debug: a --with-pydebug build in
+           build/<line>/debug, for refleak hunting);
+  overlay  a copy of an installed interpreter of the line with the patched
+           Lib/ files and the series' C files compiled against its headers
+           (without a source base, pickle is the patched pure Python one).
+  --stock  the source base without the series (but its toolchain fixes),
+           in build/<line>/stock/: the baseline of `tools bench`.
 
-Both add what the built interpreter carries beyond the upstream series
-(interpreter/<line>/): a `pickle5` module that is the standard pickle, in
-the standard library directory so that every venv made from the
-interpreter has it, for libraries that look for the backport on Python <
-3.8, and, best effort, numpy from PyPI for the end-to-end tests.
-
-With --stock, the source base is built without the series, the baseline
-`tools bench` compares the patched build with: configured, compiled and
-installed exactly as the full build, under build/<line>/stock/ (src, obj,
-prefix).  Only the leading patches the base needs to build and run with
-today's compiler are applied (for 3.7, 0001: bpo-27987), and nothing is
-added to it.  `python3 -m tools which --stock` prints its path.
+Both modes add a `pickle5` alias module to the standard library and, best
+effort, numpy from PyPI for the end-to-end tests.
 """
 
 import json

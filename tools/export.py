@@ -2,24 +2,12 @@
 
   export pyenv DIR [--name NAME] [--tarball PATH] [--force]
 
-writes a python-build definition (pyenv's installer) with its patch folder,
-in the layout python-build uses for per-version patches:
-
-  DIR/NAME                                    the definition
-  DIR/patches/NAME/Python-X.Y.Z/NNNN-*.patch  one patch per patch of the series
-
-NAME defaults to <release>-zerocopy (3.7.3-zerocopy).  python-build applies
-every file of the patch folder, in name order, with `patch -p1` before it
-runs configure.  The patches are made with `git format-patch` from the
-series applied to the imported source base (in build/<line>/export/src,
-not the src of `tools apply`), so that each one carries the files it adds
-and its own diffstat.
-
-The definition downloads python.org's release tarball and checks its pinned
-sha256.  With --tarball PATH it builds from that tarball instead: the
-tarball is copied to DIR/cache/ under the name python-build looks for, its
-sha256 goes into the definition, and python-build uses it offline when
-PYTHON_BUILD_CACHE_PATH names DIR/cache.  The commands to use are printed.
+writes a python-build definition DIR/NAME (default <release>-zerocopy) and
+its patch folder DIR/patches/NAME/Python-X.Y.Z/, one `git format-patch`
+file per patch of the series, which python-build applies with `patch -p1`.
+The definition downloads python.org's tarball and checks its pinned
+sha256; with --tarball PATH the tarball is copied to DIR/cache/ for an
+offline build (PYTHON_BUILD_CACHE_PATH).  The commands to use are printed.
 """
 
 import os

@@ -1,13 +1,10 @@
 """Write the commits of build/<line>/src back into patches/<line>/.
 
-Every commit after the base becomes one `git format-patch` file, files it
-adds included, and the series file lists them in order; the files a commit
-adds are also copied to new-files/<line>/ at their CPython paths, for
-reading.  The output is stable: refreshing without edits rewrites nothing.
-
-A work tree that the tools of the old layout applied (files kept outside
-their patches, named on indented lines of the series file) refreshes into
-the new layout: the copies move from the workspace root to new-files/.
+Every commit after the base becomes one `git format-patch` file, listed in
+order in the series file; the files a commit adds are also copied to
+new-files/<line>/.  Refreshing without edits rewrites nothing.  A work tree
+of the old layout (files kept outside their patches) refreshes into this
+one.
 """
 
 import json
