@@ -26,7 +26,7 @@ from .model import basestore, providers
 from .model.make import (PIP_TARGET, applied_paths, configure_and_make,
                          count_warnings, install_paths, run_logged)
 from .model.tree import (apply_downstream, apply_series, ensure_applied,
-                         print_result)
+                         print_result, read_record)
 from .model.workspace import base_option
 from .model.errors import Failure, UsageError
 
@@ -179,11 +179,9 @@ def compile_tree(line, applied, obj, prefix, debug, jobs, log, out):
 
 def ensure_applied_kind(ws, line, kind, out):
     """Apply the series to the base of KIND unless it already is."""
-    record_path = ws.build_dir(line) / "applied.json"
-    if record_path.exists():
-        record = json.loads(record_path.read_text())
-        if record.get("base_kind") == kind:
-            return ensure_applied(ws, line, out)
+    record = read_record(ws, line)
+    if record and record.get("base_kind") == kind:
+        return ensure_applied(ws, line, out)
     result = apply_series(ws, line, kind=kind)
     print_result(result, out)
     return result
