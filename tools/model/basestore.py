@@ -1,14 +1,9 @@
 """Imported bases in the cache, and their verification against manifests.
 
-A line keeps at most one base of each kind in the cache:
-
-- "source": a full CPython source tree (configure, Modules/_pickle.c, ...),
-  from which the full build compiles the interpreter;
-- "installed": an installed interpreter of the line; only its Lib/ files
-  the series touches are copied, and the overlay build copies its prefix.
-
-Each base directory holds base.json (what it is, where it came from) and
-tree/ (the files).
+A line keeps at most one base of each kind: "source", a full CPython source
+tree for the full build, and "installed", an installed interpreter's Lib/
+for the overlay build.  Each base directory holds base.json (what it is,
+where it came from) and tree/ (the files).
 """
 
 import datetime
