@@ -198,8 +198,7 @@ def walk_full(ws, line, series, check_dir, jobs, out):
     total = len(series.patches)
     fingerprint = series.fingerprint()
     warnings_record = check_dir / "warnings.json"
-    if warnings_record.exists():
-        warnings_record.unlink()
+    warnings_record.unlink(missing_ok=True)
     for number, patch in enumerate(series.patches, 1):
         started = time.monotonic()
         label = "prefix %d/%d (..%s)" % (number, total, patch.name)
@@ -361,8 +360,7 @@ def build_docs(ws, line, series, src, jobs, python, out):
     logs = ws.build_dir(line) / "check" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     warnings_file = logs / "docs-warnings.txt"
-    if warnings_file.exists():
-        warnings_file.unlink()
+    warnings_file.unlink(missing_ok=True)
     log = logs / "docs.log"
     log.write_text("")
     started = time.monotonic()

@@ -252,11 +252,10 @@ def report_distance(ws, clone, ref, patches, out, gh_issue=None, trial=False):
 
 
 def push_remote(clone):
+    """The remote to push to: the first that is not upstream's."""
     remotes = clone_git(clone, "remote").stdout.split()
-    for name in remotes:
-        if name != "upstream":
-            return name
-    return remotes[0] if remotes else "<your-fork>"
+    return next((name for name in remotes if name != "upstream"),
+                remotes[0] if remotes else "<your-fork>")
 
 
 def upstream(ws, line, clone, onto="HEAD", single=None, force=False,
@@ -287,14 +286,12 @@ def upstream(ws, line, clone, onto="HEAD", single=None, force=False,
                          "branch first" % (current, clone))
     commits = apply_mails(ws, clone, base, series.patches, gh_issue,
                           label=onto)
-    made = []
-    if single:
-        clone_git(clone, "branch", "--force", single, commits[-1])
-        made.append((single, commits[-1], len(commits)))
-    else:
-        for number, (name, commit) in enumerate(zip(names, commits), 1):
-            clone_git(clone, "branch", "--force", name, commit)
-            made.append((name, commit, number))
+    # (branch, its commit, how many patches it holds)
+    made = [(single, commits[-1], len(commits))] if single else [
+        (name, commit, number)
+        for number, (name, commit) in enumerate(zip(names, commits), 1)]
+    for name, commit, _count in made:
+        clone_git(clone, "branch", "--force", name, commit)
     out("on %s (%s) in %s:" % (onto, base[:12], clone))
     for (name, commit, count), patch in zip(made, series.patches if not single
                                             else [series.patches[-1]]):

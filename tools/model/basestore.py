@@ -36,9 +36,7 @@ def patchlevel_version(text):
 def tree_version(tree):
     """PY_VERSION of a CPython source tree, from Include/patchlevel.h."""
     header = Path(tree, "Include", "patchlevel.h")
-    if not header.exists():
-        return None
-    return patchlevel_version(header.read_text())
+    return patchlevel_version(header.read_text()) if header.exists() else None
 
 
 def check_line_version(line, version, what):

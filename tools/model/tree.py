@@ -39,13 +39,11 @@ def print_result(result, out=print):
 
 
 def read_record(ws, line):
-    path = ws.build_dir(line) / "applied.json"
-    if path.exists():
-        try:
-            return json.loads(path.read_text())
-        except ValueError:
-            return None
-    return None
+    """applied.json of build/<line>/src, or None."""
+    try:
+        return json.loads((ws.build_dir(line) / "applied.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def check_work_tree(ws, line, src, force):
@@ -84,8 +82,7 @@ def base_commit(src, base):
         env=env)
     tree = git_out(src, "write-tree", env=env)
     index.unlink()
-    commit = git_out(src, "commit-tree", tree, "-m",
-                     base.label(),
+    commit = git_out(src, "commit-tree", tree, "-m", base.label(),
                      date=BASE_DATE)
     git(src, "update-ref", "refs/zerocopy/base", commit)
     git(src, "config", "zerocopy.base", identity)
@@ -198,8 +195,7 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
                 env={"GIT_AUTHOR_NAME": header["author_name"],
                      "GIT_AUTHOR_EMAIL": header["author_email"]})
     finally:
-        if index.exists():
-            index.unlink()
+        index.unlink(missing_ok=True)
     # Check out the result: git rewrites only the files that differ from
     # what is checked out, which keeps incremental builds incremental.
     checkout = ["checkout", "--quiet"] + (
