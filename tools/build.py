@@ -338,14 +338,10 @@ def compile_extension(cfg, sources, includes, target, log, force_include=None):
 # -- what the interpreter carries beyond the series ---------------------------
 
 def install_extras(ws, line, info, logs, out, numpy=True):
-    """The pickle5 alias, and numpy (best effort: needs PyPI).
-
-    The alias and its dist-info go into the standard library directory,
-    not site-packages: every environment made from the interpreter (a
-    plain venv, --system-site-packages, pip --target) has that directory
-    on sys.path, and pip run in any of them sees the distribution beside
-    the module and does not install the backport over it.
-    """
+    """The pickle5 alias, and numpy (best effort: needs PyPI).  The alias
+    and its dist-info go into the standard library, which every venv made
+    from the interpreter sees, so that pip does not install the backport
+    over it."""
     notes = []
     python = Path(info["python"])
     stdlib, target = install_paths(python)

@@ -59,13 +59,9 @@ def check_inputs_unchanged(ws, line, record):
 
 
 def check_base_is_reference(line, record):
-    """Refuse to write patches/ from a tree that cannot reproduce them.
-
-    On an installed base apply leaves out the hunks of files the base
-    lacks (the C sources), and on another release of the line it applies
-    hunks with less context: refreshing from either would drop those hunks
-    or rewrite their context, and lose work.
-    """
+    """Refuse to write patches/ from a tree that cannot reproduce them: an
+    installed base lacks the hunks of C files, another release has hunks
+    applied with less context; refreshing would lose or rewrite them."""
     kind = record.get("base_kind")
     version = record.get("base_version")
     fix = ("import a CPython %s source tree (`python3 -m tools base import "

@@ -141,11 +141,8 @@ def relevant_paths(base, paths):
 
 
 def verify(ws, line, base, touched):
-    """Compare the files the series touches with the manifest.
-
-    Returns (known, problems): whether the manifest knows this version, and
-    a list of human-readable differences (empty when everything matches).
-    """
+    """Compare the files the series touches with the manifest: (whether it
+    knows this version, the differences as sentences)."""
     manifest = load_manifest(ws, line)
     expected = manifest.get(base.version)
     problems = []

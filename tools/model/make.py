@@ -58,12 +58,8 @@ def configure_and_make(src, obj, options, head, jobs, log, out=None):
 
 
 def forget_stale_extensions(src, obj, head):
-    """Make setup.py rebuild extension modules after a header changed.
-
-    make tracks the headers of the core, but setup.py only rebuilds an
-    extension when its own sources are newer, so an edit of a header (a
-    struct layout in the series) would leave modules built for the old one.
-    """
+    """Make setup.py rebuild extension modules after a header changed:
+    it only rebuilds an extension whose own sources are newer."""
     stamp = obj / "zerocopy-head"
     if not stamp.exists():
         return

@@ -46,11 +46,8 @@ def staging(ws):
 
 
 def mark_scripts_executable(tree):
-    """Give every file starting with '#!' the executable bits.
-
-    Snapshots of a repository can lose file modes; configure, makesetup,
-    install-sh and the generator scripts must be executable to build.
-    """
+    """Give every file starting with '#!' the executable bits: snapshots
+    can lose file modes, and configure and its scripts must run."""
     count = 0
     for dirpath, dirnames, filenames in os.walk(tree):
         dirnames[:] = [d for d in dirnames if d != ".git"]

@@ -114,12 +114,9 @@ def explain_apply_error(patch, text, stderr, base_label):
 
 
 def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
-    """Apply the first UPTO patches (all by default) in build/<line>/src.
-
-    SRC names another work tree instead, one the tools own for their own
-    checks (build/<line>/check/src): it is reset without asking, and the
-    record of build/<line>/src (applied.json) is left alone.
-    """
+    """Apply the first UPTO patches (all by default) in build/<line>/src,
+    or in SRC, a scratch tree of the tools' own checks: that one is reset
+    without asking, and applied.json is left alone."""
     require_program("git", "to apply the series")
     base = basestore.select(ws, line, kind)
     if base is None:
@@ -286,14 +283,9 @@ def ensure_applied(ws, line, out=print):
 # -- git am of the patches gives the tree of tools apply ------------------------
 
 def git_am_identity(ws, line, work=None, out=print):
-    """Prove that `git am` of patches/<line>/*.patch, in series order, on
-    the pristine base gives exactly the tree (and the commits' authors,
-    dates and messages) that `tools apply` makes; Failure otherwise.
-
-    Needs the source base of the release the series is written against.
-    WORK (default build/<line>/check/am) is a scratch directory, removed
-    first; build/<line>/src is left alone.
-    """
+    """Prove that `git am` of the patches on the pristine source base gives
+    exactly the tree, authors, dates and messages of `tools apply`; Failure
+    otherwise.  WORK (default build/<line>/check/am) is scratch."""
     base = basestore.load(ws, line, "source")
     if base is None or base.version != line.reference:
         raise UsageError("the git am check needs the CPython %s source base "
