@@ -230,12 +230,10 @@ def build_overlay(ws, line, logs, out):
         "lib-dynload"
     # Put back what an earlier overlay build replaced, then install anew.
     for rel in state.get("installed", []):
-        target = overlay / rel
-        original = prefix_src / rel
-        if original.exists():
-            shutil.copy2(original, target)
-        elif target.exists():
-            target.unlink()
+        if (prefix_src / rel).exists():
+            shutil.copy2(prefix_src / rel, overlay / rel)
+        else:
+            (overlay / rel).unlink(missing_ok=True)
     installed_now = []
 
     def install(source_file, target):
@@ -287,12 +285,10 @@ def build_overlay(ws, line, logs, out):
     state["installed"] = sorted(set(installed_now))
     state_path.write_text(json.dumps(state, indent=2) + "\n")
     check_interpreter(python, line)
-    version_note = ""
     if with_c and source.version != facts["version"]:
-        version_note = ("the pickle modules come from patched %s, the rest of "
-                        "the interpreter is %s" % (source.version,
-                                                   facts["version"]))
-        notes.append(version_note)
+        notes.append("the pickle modules come from patched %s, the rest of "
+                     "the interpreter is %s" % (source.version,
+                                                facts["version"]))
     return {"mode": "overlay", "debug": False, "python": str(python),
             "c_accelerator": with_c,
             "base": (source.describe() + " on " if with_c else "") +
@@ -352,11 +348,8 @@ def install_extras(ws, line, info, logs, out, numpy=True):
             for dest in (target / item.name, stdlib / item.name):
                 if dest.exists():
                     shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
-            dest = stdlib / item.name
-            if item.is_dir():
-                shutil.copytree(item, dest)
-            else:
-                shutil.copy2(item, dest)
+            copy = shutil.copytree if item.is_dir() else shutil.copy2
+            copy(item, stdlib / item.name)
     wanted = EXTRAS.get(line.name, []) if numpy else []
     missing = [req for req in wanted if not has_module(python,
                                                        req.split("==")[0])]

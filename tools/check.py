@@ -330,12 +330,14 @@ def docs_venv(ws, line, python, out):
     log = ws.build_dir(line) / "check" / "logs" / "docs-venv.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
-    run_logged([python, "-m", "venv", str(venv)], ws.root, log, "creating the venv")
-    run_logged([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-          "--disable-pip-version-check", "--no-deps", "-r", str(requirements)],
-         ws.root, log, "installing %s (from PyPI)" % relative)
-    run_logged([str(venv / "bin" / "python"), "-m", "pip", "check"], ws.root, log,
-         "pip check of the docs requirements")
+    pip = [str(venv / "bin" / "python"), "-m", "pip"]
+    run_logged([python, "-m", "venv", str(venv)], ws.root, log,
+               "creating the venv")
+    run_logged(pip + ["install", "--quiet", "--disable-pip-version-check",
+                      "--no-deps", "-r", str(requirements)],
+               ws.root, log, "installing %s (from PyPI)" % relative)
+    run_logged(pip + ["check"], ws.root, log,
+               "pip check of the docs requirements")
     stamp.write_text(wanted + "\n")
     return venv / "bin"
 
@@ -383,8 +385,8 @@ def build_docs(ws, line, series, src, jobs, python, out):
         if any(path[len("Doc/"):] + ":" in text for path in touched):
             problems.append("rstlint: " + text.strip())
     run_logged(["make", "html"] + common +
-         ["SPHINXOPTS=-j%d -w %s" % (jobs, warnings_file)],
-         src / "Doc", log, "the docs build (Sphinx %s)" % version)
+               ["SPHINXOPTS=-j%d -w %s" % (jobs, warnings_file)],
+               src / "Doc", log, "the docs build (Sphinx %s)" % version)
     found = warnings_file.read_text(errors="replace").splitlines() \
         if warnings_file.exists() else []
     mine = [text for text in found
