@@ -7,7 +7,6 @@ of the old layout (files kept outside their patches) refreshes into this
 one.
 """
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,7 +15,7 @@ from .model import basestore, newfiles
 from .model.errors import UsageError
 from .model.gitutil import git, git_bytes, git_out
 from .model.series import Patch, Series
-from .model.tree import patch_hashes, read_record
+from .model.tree import patch_hashes, read_record, write_record
 from .model.workspace import LINES
 
 
@@ -171,6 +170,5 @@ def refresh(ws, line):
     record["head"] = git_out(src, "rev-parse", "HEAD")
     record["patches"] = patch_hashes(new_patches)
     record["added"] = newfiles.copy_hashes(ws, line, new_series)
-    (ws.build_dir(line) / "applied.json").write_text(
-        json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_record(ws, line, record)
     return changed

@@ -194,9 +194,7 @@ def failed_hunk(text, stderr):
 
 def hunks(text):
     """(path, hunk number, old start line) for every hunk of a patch."""
-    result = []
-    path = None
-    count = 0
+    result, path, count = [], None, 0
     for line in text.splitlines():
         match = re.match(r"^diff --git a/(\S+) b/", line)
         if match:

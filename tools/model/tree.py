@@ -46,6 +46,11 @@ def read_record(ws, line):
         return None
 
 
+def write_record(ws, line, record):
+    (ws.build_dir(line) / "applied.json").write_text(
+        json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
 def check_work_tree(ws, line, src, force):
     """Refuse to throw away edits that were not refreshed into patches/."""
     if not (src / ".git").exists():
@@ -217,8 +222,7 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
         # The copies of the added files, as they were when applied.
         "added": newfiles.copy_hashes(ws, line, series),
     }
-    (ws.build_dir(line) / "applied.json").write_text(
-        json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_record(ws, line, record)
     return result
 
 
