@@ -3,27 +3,16 @@
 The mode is chosen from the imported bases and reported:
 
   full     configure + make of the patched source base, installed into
-           build/<line>/prefix (with --debug: a --with-pydebug build run
-           from build/<line>/debug, for refleak hunting);
-  overlay  a copy of an installed interpreter of the line, with the patched
-           Lib/ files, the downstream patches of patches/<line>-overlay/ on
-           them, and the series' C files compiled against its headers.
-           With a source base, the patched _pickle accelerator is compiled
-           too; without one, the stock _pickle is removed so that pickle
-           uses the patched pure-Python implementation throughout.
+           build/<line>/prefix (--debug: a --with-pydebug build in
+           build/<line>/debug, for refleak hunting);
+  overlay  a copy of an installed interpreter of the line with the patched
+           Lib/ files and the series' C files compiled against its headers
+           (without a source base, pickle is the patched pure Python one).
+  --stock  the source base without the series (but its toolchain fixes),
+           in build/<line>/stock/: the baseline of `tools bench`.
 
-Both add what the built interpreter carries beyond the upstream series
-(interpreter/<line>/): a `pickle5` module that is the standard pickle, in
-the standard library directory so that every venv made from the
-interpreter has it, for libraries that look for the backport on Python <
-3.8, and, best effort, numpy from PyPI for the end-to-end tests.
-
-With --stock, the source base is built without the series, the baseline
-`tools bench` compares the patched build with: configured, compiled and
-installed exactly as the full build, under build/<line>/stock/ (src, obj,
-prefix).  Only the leading patches the base needs to build and run with
-today's compiler are applied (for 3.7, 0001: bpo-27987), and nothing is
-added to it.  `python3 -m tools which --stock` prints its path.
+Both modes add a `pickle5` alias module to the standard library and, best
+effort, numpy from PyPI for the end-to-end tests.
 """
 
 import json
@@ -37,7 +26,7 @@ from .model import basestore, providers
 from .model.make import (PIP_TARGET, applied_paths, configure_and_make,
                          count_warnings, install_paths, run_logged)
 from .model.tree import (apply_downstream, apply_series, ensure_applied,
-                         print_result)
+                         print_result, read_record)
 from .model.workspace import base_option
 from .model.errors import Failure, UsageError
 
@@ -190,11 +179,9 @@ def compile_tree(line, applied, obj, prefix, debug, jobs, log, out):
 
 def ensure_applied_kind(ws, line, kind, out):
     """Apply the series to the base of KIND unless it already is."""
-    record_path = ws.build_dir(line) / "applied.json"
-    if record_path.exists():
-        record = json.loads(record_path.read_text())
-        if record.get("base_kind") == kind:
-            return ensure_applied(ws, line, out)
+    record = read_record(ws, line)
+    if record and record.get("base_kind") == kind:
+        return ensure_applied(ws, line, out)
     result = apply_series(ws, line, kind=kind)
     print_result(result, out)
     return result
@@ -243,12 +230,10 @@ def build_overlay(ws, line, logs, out):
         "lib-dynload"
     # Put back what an earlier overlay build replaced, then install anew.
     for rel in state.get("installed", []):
-        target = overlay / rel
-        original = prefix_src / rel
-        if original.exists():
-            shutil.copy2(original, target)
-        elif target.exists():
-            target.unlink()
+        if (prefix_src / rel).exists():
+            shutil.copy2(prefix_src / rel, overlay / rel)
+        else:
+            (overlay / rel).unlink(missing_ok=True)
     installed_now = []
 
     def install(source_file, target):
@@ -300,12 +285,10 @@ def build_overlay(ws, line, logs, out):
     state["installed"] = sorted(set(installed_now))
     state_path.write_text(json.dumps(state, indent=2) + "\n")
     check_interpreter(python, line)
-    version_note = ""
     if with_c and source.version != facts["version"]:
-        version_note = ("the pickle modules come from patched %s, the rest of "
-                        "the interpreter is %s" % (source.version,
-                                                   facts["version"]))
-        notes.append(version_note)
+        notes.append("the pickle modules come from patched %s, the rest of "
+                     "the interpreter is %s" % (source.version,
+                                                facts["version"]))
     return {"mode": "overlay", "debug": False, "python": str(python),
             "c_accelerator": with_c,
             "base": (source.describe() + " on " if with_c else "") +
@@ -351,14 +334,10 @@ def compile_extension(cfg, sources, includes, target, log, force_include=None):
 # -- what the interpreter carries beyond the series ---------------------------
 
 def install_extras(ws, line, info, logs, out, numpy=True):
-    """The pickle5 alias, and numpy (best effort: needs PyPI).
-
-    The alias and its dist-info go into the standard library directory,
-    not site-packages: every environment made from the interpreter (a
-    plain venv, --system-site-packages, pip --target) has that directory
-    on sys.path, and pip run in any of them sees the distribution beside
-    the module and does not install the backport over it.
-    """
+    """The pickle5 alias, and numpy (best effort: needs PyPI).  The alias
+    and its dist-info go into the standard library, which every venv made
+    from the interpreter sees, so that pip does not install the backport
+    over it."""
     notes = []
     python = Path(info["python"])
     stdlib, target = install_paths(python)
@@ -369,11 +348,8 @@ def install_extras(ws, line, info, logs, out, numpy=True):
             for dest in (target / item.name, stdlib / item.name):
                 if dest.exists():
                     shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
-            dest = stdlib / item.name
-            if item.is_dir():
-                shutil.copytree(item, dest)
-            else:
-                shutil.copy2(item, dest)
+            copy = shutil.copytree if item.is_dir() else shutil.copy2
+            copy(item, stdlib / item.name)
     wanted = EXTRAS.get(line.name, []) if numpy else []
     missing = [req for req in wanted if not has_module(python,
                                                        req.split("==")[0])]

@@ -1,32 +1,21 @@
 """Check that every prefix of the series builds and passes the pickle tests.
 
-  check            first the static checks: every patch adds a NEWS entry
-                   (Misc/NEWS.d/next/<Section>/<file>.rst) that blurb's own
-                   parser accepts; new-files/<line>/ holds exactly the files
-                   the patches add; and, with the source base of the release
-                   the series is written against, `git am` of the patches on
-                   the pristine base gives the tree of `tools apply`.  Then, for each
-                   prefix (0001, 0001..0002, ..., the whole series): apply it
-                   in build/<line>/check/src, build it out of tree in
-                   build/<line>/check/obj, incrementally from prefix to
-                   prefix, and run test_pickle, test_pickletools and
-                   test_picklebuffer (those that exist at that prefix) with
-                   regrtest.  Stops at the first patch that breaks the build
-                   or the tests, and names it.
-  check --fast     only the static checks
-  check --docs     also build the documentation of the whole series with the
-                   Sphinx that the line's docs expect (requirements/docs-py37.txt
-                   in a venv of a Python of the line, build/<line>/docs-venv),
-                   and fail on Sphinx warnings in the .rst files the series
-                   touches; with --fast, the docs are built all the same
+  check          static checks (a NEWS entry per patch that blurb accepts,
+                 new-files/<line>/ holds exactly the files the patches add,
+                 `git am` on the pristine base gives the tree of `tools
+                 apply`), then build each prefix out of tree in
+                 build/<line>/check/ and run the pickle tests; stops at the
+                 first patch that breaks the build or the tests
+  check --fast   only the static checks
+  check --docs   also build the docs with the line's pinned Sphinx and fail
+                 on warnings in the .rst files the series touches
 
-The build and the main work tree (build/<line>/src, obj, prefix) are left
-alone.  A full check needs a source base; with only an installed base, each
-prefix is applied to its Lib/ files and byte-compiled, and what was skipped
-is said.  Logs are in build/<line>/check/logs.
+With only an installed base, each prefix is applied to its Lib/ files and
+byte-compiled, and what was skipped is said.  Logs: build/<line>/check/logs.
 """
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -38,10 +27,10 @@ from pathlib import Path
 
 from .model import basestore, newfiles, news
 from .model.basestore import no_base_message
-from .model.make import configure_and_make, count_warnings, run_logged
+from .model.make import (applied_paths, configure_and_make, count_warnings,
+                          run_logged)
 from .model.tree import apply_series, git_am_identity
 from .model.errors import Failure, UsageError
-from .model.gitutil import git_out
 from .model.series import Series
 from .model.workspace import CORE_TESTS, PICKLE_TESTS, base_option
 
@@ -53,6 +42,7 @@ DOCS_REQUIREMENTS = {"3.7": "requirements/docs-py37.txt"}
 EXTENSION_FAILURES = re.compile(
     r"^(Failed to build these modules:|Following modules built successfully "
     r"but were removed because they could not be imported:)\s*$")
+FAILED_TESTS = re.compile(r"^\d+ tests? failed( again)?:$")
 
 
 def add_arguments(parser):
@@ -136,17 +126,23 @@ def news_checks(series, parser, added_root, out):
 
 # -- one prefix ---------------------------------------------------------------
 
-def failed_extensions(log):
-    """Extension modules setup.py reports as not built or not importable."""
+def listed_after(log, header, more):
+    """The words on the lines after each line of LOG that matches HEADER,
+    as long as MORE(line) holds."""
     names = []
     lines = log.read_text(errors="replace").splitlines()
     for index, text in enumerate(lines):
-        if EXTENSION_FAILURES.match(text.strip()):
+        if header.match(text.strip()):
             for following in lines[index + 1:]:
-                if not following.strip():
+                if not more(following):
                     break
                 names.extend(following.split())
     return names
+
+
+def failed_extensions(log):
+    """Extension modules setup.py reports as not built or not importable."""
+    return listed_after(log, EXTENSION_FAILURES, str.strip)
 
 
 def build_prefix(src, obj, head, log, jobs):
@@ -174,10 +170,8 @@ def python_of(obj):
 
 
 def clean_env():
-    env = dict(os.environ)
-    for name in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE"):
-        env.pop(name, None)
-    return env
+    return {name: value for name, value in os.environ.items() if name not in
+            ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE")}
 
 
 def run_tests(obj, tests, log):
@@ -188,14 +182,8 @@ def run_tests(obj, tests, log):
         f.flush()
         proc = subprocess.run(command, cwd=str(obj), stdout=f,
                               stderr=subprocess.STDOUT, env=clean_env())
-    failed = []
-    lines = log.read_text(errors="replace").splitlines()
-    for index, text in enumerate(lines):
-        if re.match(r"^\d+ tests? failed( again)?:$", text.strip()):
-            for following in lines[index + 1:]:
-                if not following.startswith(" "):
-                    break
-                failed.extend(following.split())
+    failed = listed_after(log, FAILED_TESTS,
+                          lambda text: text.startswith(" "))
     failed = list(dict.fromkeys(failed))
     return proc.returncode == 0, failed or ([] if proc.returncode == 0 else
                                             ["exit status %d" % proc.returncode])
@@ -210,8 +198,7 @@ def walk_full(ws, line, series, check_dir, jobs, out):
     total = len(series.patches)
     fingerprint = series.fingerprint()
     warnings_record = check_dir / "warnings.json"
-    if warnings_record.exists():
-        warnings_record.unlink()
+    warnings_record.unlink(missing_ok=True)
     for number, patch in enumerate(series.patches, 1):
         started = time.monotonic()
         label = "prefix %d/%d (..%s)" % (number, total, patch.name)
@@ -224,8 +211,7 @@ def walk_full(ws, line, series, check_dir, jobs, out):
             out("    note: %s applies only with %d line(s) of context to this "
                 "base" % (name, context))
         build_log = logs / ("prefix-%d-build.log" % number)
-        paths = git_out(src, "diff", "--name-only", "refs/zerocopy/base",
-                        "HEAD").split()
+        paths = applied_paths(src)
         if number == total:
             # make recompiles only what changed since the previous prefix:
             # have it compile every C file of the series once more, so that
@@ -281,8 +267,7 @@ def walk_installed(ws, line, series, check_dir, installed, out):
         except Failure as exc:
             out("%s: FAILED to apply" % label)
             return "%s (prefix %d/%d)" % (exc.message, number, total)
-        lib = [p for p in git_out(src, "diff", "--name-only",
-                                  "refs/zerocopy/base", "HEAD").split()
+        lib = [p for p in applied_paths(src)
                if p.startswith("Lib/") and p.endswith(".py")]
         compiled = "no Lib/*.py changed"
         if lib and python and Path(python).exists():
@@ -345,12 +330,14 @@ def docs_venv(ws, line, python, out):
     log = ws.build_dir(line) / "check" / "logs" / "docs-venv.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
-    run_logged([python, "-m", "venv", str(venv)], ws.root, log, "creating the venv")
-    run_logged([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-          "--disable-pip-version-check", "--no-deps", "-r", str(requirements)],
-         ws.root, log, "installing %s (from PyPI)" % relative)
-    run_logged([str(venv / "bin" / "python"), "-m", "pip", "check"], ws.root, log,
-         "pip check of the docs requirements")
+    pip = [str(venv / "bin" / "python"), "-m", "pip"]
+    run_logged([python, "-m", "venv", str(venv)], ws.root, log,
+               "creating the venv")
+    run_logged(pip + ["install", "--quiet", "--disable-pip-version-check",
+                      "--no-deps", "-r", str(requirements)],
+               ws.root, log, "installing %s (from PyPI)" % relative)
+    run_logged(pip + ["check"], ws.root, log,
+               "pip check of the docs requirements")
     stamp.write_text(wanted + "\n")
     return venv / "bin"
 
@@ -366,8 +353,7 @@ def build_docs(ws, line, series, src, jobs, python, out):
     """Build Doc/ of SRC like CPython's Doc/Makefile; problems or []."""
     bin_dir = docs_venv(ws, line, python, out)
     version = sphinx_version(bin_dir)
-    touched = [path for path in git_out(src, "diff", "--name-only",
-                                        "refs/zerocopy/base", "HEAD").split()
+    touched = [path for path in applied_paths(src)
                if path.startswith("Doc/") and path.endswith((".rst", ".inc"))]
     # Sphinx reports the warnings of the files it reads: make it read the
     # ones the series touches again, even when they did not change.
@@ -376,8 +362,7 @@ def build_docs(ws, line, series, src, jobs, python, out):
     logs = ws.build_dir(line) / "check" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     warnings_file = logs / "docs-warnings.txt"
-    if warnings_file.exists():
-        warnings_file.unlink()
+    warnings_file.unlink(missing_ok=True)
     log = logs / "docs.log"
     log.write_text("")
     started = time.monotonic()
@@ -400,8 +385,8 @@ def build_docs(ws, line, series, src, jobs, python, out):
         if any(path[len("Doc/"):] + ":" in text for path in touched):
             problems.append("rstlint: " + text.strip())
     run_logged(["make", "html"] + common +
-         ["SPHINXOPTS=-j%d -w %s" % (jobs, warnings_file)],
-         src / "Doc", log, "the docs build (Sphinx %s)" % version)
+               ["SPHINXOPTS=-j%d -w %s" % (jobs, warnings_file)],
+               src / "Doc", log, "the docs build (Sphinx %s)" % version)
     found = warnings_file.read_text(errors="replace").splitlines() \
         if warnings_file.exists() else []
     mine = [text for text in found
@@ -423,10 +408,7 @@ def run(ws, line, args):
     if not series.patches:
         raise UsageError("patches/%s/series lists no patch" % line.name)
     started = time.monotonic()
-
-    def out(text):
-        print(text, flush=True)
-
+    out = functools.partial(print, flush=True)
     check_dir = ws.build_dir(line) / "check"
     check_dir.mkdir(parents=True, exist_ok=True)
     lock = open(check_dir / "lock", "w")

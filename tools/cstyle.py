@@ -2,13 +2,11 @@
 
   python3 -m tools.cstyle FILE...
 
-Checks each file for what PEP 7 asks of new C code and what the files of
-the series already follow: spaces, never tabs; lines of at most 79
-characters; no trailing whitespace; one newline at the end; C comments only
-(no //); a space between `if`, `for`, `while`, `switch` and their '(';
-`else` on the line after the closing brace; and function definitions with
-the name and the outermost braces in column 1.  Prints path:line: problem
-and exits 1 when there is any.
+Spaces, not tabs; lines of at most 79 characters; no trailing whitespace;
+one final newline; no // comments; a space after `if`, `for`, `while` and
+`switch`; `else` on the line after the closing brace; function names and
+braces in column 1.  Prints path:line: problem and exits 1 when there is
+any.
 """
 
 import re

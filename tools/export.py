@@ -2,24 +2,12 @@
 
   export pyenv DIR [--name NAME] [--tarball PATH] [--force]
 
-writes a python-build definition (pyenv's installer) with its patch folder,
-in the layout python-build uses for per-version patches:
-
-  DIR/NAME                                    the definition
-  DIR/patches/NAME/Python-X.Y.Z/NNNN-*.patch  one patch per patch of the series
-
-NAME defaults to <release>-zerocopy (3.7.3-zerocopy).  python-build applies
-every file of the patch folder, in name order, with `patch -p1` before it
-runs configure.  The patches are made with `git format-patch` from the
-series applied to the imported source base (in build/<line>/export/src,
-not the src of `tools apply`), so that each one carries the files it adds
-and its own diffstat.
-
-The definition downloads python.org's release tarball and checks its pinned
-sha256.  With --tarball PATH it builds from that tarball instead: the
-tarball is copied to DIR/cache/ under the name python-build looks for, its
-sha256 goes into the definition, and python-build uses it offline when
-PYTHON_BUILD_CACHE_PATH names DIR/cache.  The commands to use are printed.
+writes a python-build definition DIR/NAME (default <release>-zerocopy) and
+its patch folder DIR/patches/NAME/Python-X.Y.Z/, one `git format-patch`
+file per patch of the series, which python-build applies with `patch -p1`.
+The definition downloads python.org's tarball and checks its pinned
+sha256; with --tarball PATH the tarball is copied to DIR/cache/ for an
+offline build (PYTHON_BUILD_CACHE_PATH).  The commands to use are printed.
 """
 
 import os
@@ -253,13 +241,30 @@ def series_revision(ws):
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
+# The build steps of pyenv's own CPython 3.7 definitions.
+DEFINITION_STEPS = """
+# configure reads a git branch into sys.version only from a srcdir/.git, which
+# a tarball lacks; say that git is absent all the same, as distributions do.
+export ac_cv_prog_HAS_GIT=not-found
+
+# OpenSSL 1.1 where Homebrew or MacPorts offer a choice (macOS);
+# elsewhere these change nothing and the system's OpenSSL is used.
+prefer_openssl11
+export PYTHON_BUILD_CONFIGURE_WITH_OPENSSL=1
+"""
+NEEDS_XZ = """
+if ! has_tar_xz_support; then
+  echo "python-build: %s needs tar with xz support (install xz)" >&2
+  exit 1
+fi
+"""
+
+
 def definition_text(ws, line, definition, package, source, patches,
                     applied):
     """The definition: a bash script python-build sources, which calls
-    install_package with the tarball's URL#sha256 and the build steps of
-    pyenv's own CPython 3.7 definitions."""
+    install_package with the tarball's URL#sha256."""
     name = definition.name
-    major_minor = line.name.replace(".", "")
     revision = series_revision(ws)
     about = ("python-build definition: CPython %s with the zero-copy "
              "pickling series of patches/%s%s.  Written by `python3 -m tools "
@@ -268,60 +273,27 @@ def definition_text(ws, line, definition, package, source, patches,
                 " (%s)" % line.summary if line.summary else "",
                 " at workspace commit %s" % revision if revision else ""))
     lines = ["# " + text for text in textwrap.wrap(about, 76)]
-    lines += [
-        "#",
-        "# python-build applies, in name order and with `patch -p1`, the "
-        "files of",
-        "#   patches/%s/%s/" % (name, package),
-        "# beside this file:",
-    ]
+    lines += ["#", "# python-build applies, in name order and with `patch "
+              "-p1`, the files of", "#   patches/%s/%s/" % (name, package),
+              "# beside this file:"]
     lines += ["#   %s" % patch for patch in patches]
-    lines += [
-        "#",
-        "# Install with:",
-    ]
     cache = source["cache"]
     env = "PYTHON_BUILD_CACHE_PATH=%s " % cache.parent if cache else ""
-    lines += [
-        "#   %spython-build %s PREFIX" % (env, definition),
-        "#   %spyenv install %s" % (env, definition),
-    ]
+    lines += ["#", "# Install with:",
+              "#   %spython-build %s PREFIX" % (env, definition),
+              "#   %spyenv install %s" % (env, definition)]
     if cache:
-        lines += [
-            "# The source is %s (copied to %s);" % (source["origin"],
-                                                    cache.name),
-            "# python-build takes it from PYTHON_BUILD_CACHE_PATH without "
-            "going online.",
-        ]
-    lines += [
-        "",
-        "# configure reads a git branch into sys.version only from a "
-        "srcdir/.git, which",
-        "# a tarball lacks; say that git is absent all the same, as "
-        "distributions do.",
-        "export ac_cv_prog_HAS_GIT=not-found",
-        "",
-        "# OpenSSL 1.1 where Homebrew or MacPorts offer a choice (macOS);",
-        "# elsewhere these change nothing and the system's OpenSSL is used.",
-        "prefer_openssl11",
-        "export PYTHON_BUILD_CONFIGURE_WITH_OPENSSL=1",
-    ]
+        lines += ["# The source is %s (copied to %s);"
+                  % (source["origin"], cache.name),
+                  "# python-build takes it from PYTHON_BUILD_CACHE_PATH "
+                  "without going online."]
+    text = "\n".join(lines) + "\n" + DEFINITION_STEPS
     if source["url"].endswith("xz"):
-        lines += [
-            "",
-            "if ! has_tar_xz_support; then",
-            '  echo "python-build: %s needs tar with xz support (install xz)"'
-            ' >&2' % name,
-            "  exit 1",
-            "fi",
-        ]
-    lines += [""]
-    lines += [
-        'install_package "%s" "%s#%s" standard verify_py%s copy_python_gdb '
-        'ensurepip' % (package, source["url"], source["sha256"],
-                       major_minor),
-    ]
-    return "\n".join(lines) + "\n"
+        text += NEEDS_XZ % name
+    return text + '\ninstall_package "%s" "%s#%s" standard verify_py%s ' \
+        'copy_python_gdb ensurepip\n' % (package, source["url"],
+                                         source["sha256"],
+                                         line.name.replace(".", ""))
 
 
 def python_build_command():

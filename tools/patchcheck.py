@@ -2,36 +2,22 @@
 
 For every patch of patches/<line>/series:
 
-  header      a git format-patch mail (read by email.parser) whose message
-              has a body that says why, not only the subject
-  news        a Misc/NEWS.d/next/<Section>/<file>.rst entry that blurb's
-              command line reads (`blurb merge` of that entry)
-  issue       the subject names a real issue (not the placeholder bpo-0 of
-              tools/model/news.py, nor a made-up gh-NNNNN) and the NEWS
-              entry is about the same one
-  whitespace  on the patch's commit of the applied tree (build/<line>/
-  configure   check/patchcheck, the commit presented as the change of the
-              checkout): the base's own patchcheck (Tools/scripts/ or
-              Tools/patchcheck/patchcheck.py: Python, C and doc whitespace,
-              configure regenerated with configure.ac), and `git diff
-              --check` of the commit
+  header      a format-patch mail whose body says why, not only the subject
+  news        a Misc/NEWS.d/next/<Section>/<file>.rst entry blurb reads
+  issue       the subject names a real issue (not the placeholder bpo-0)
+              and the NEWS entry is about the same one
+  whitespace  on the patch's commit of the applied tree: the base's own
+  configure   patchcheck (Tools/scripts/ or Tools/patchcheck/) and `git
+              diff --check`
   docs        something under Doc/, in the patch or a later one, when the
-              patch adds or changes public names of a Lib/ module (read
-              with ast) or adds PyAPI declarations or Py* macros to
-              Include/ (not Include/internal/)
+              patch adds or changes public API of Lib/ or Include/
 
-The commit checks need a base (`python3 -m tools base download`); without
-one they are skipped, loudly.  For the whole series: the downstream
-patches of the overlay build (patches/<line>-overlay/) apply after it, by
-the overlay build's own code; the copies in new-files/<line>/ are exactly
-the files the patches add (tools/model/newfiles.py); and no compiler
-warnings in the files it touches, as recorded by the last `python3 -m
-tools check` or `python3 -m tools build` of the current series (without a
-current record the check is skipped, loudly).
-
-Exits 1 when there is a problem.  `--waive NNNN:CHECK` accepts the named
-problem of one patch (for hooks that must pass while a patch is known to be
-incomplete); waived problems are still printed.
+For the whole series: patches/<line>-overlay/ applies after it, the copies
+in new-files/<line>/ are exactly the files the patches add, and the last
+`tools check` or `tools build` of this series recorded no compiler warning
+in its files.  Checks that need a base or a build are skipped, loudly.
+Exits 1 on a problem; `--waive NNNN:CHECK` accepts one patch's problem
+(still printed).
 """
 
 import ast
@@ -204,7 +190,7 @@ def public_names(source):
 
 def api_changes(src, commit):
     """(name, how) of the public API COMMIT adds or changes."""
-    found = []
+    found = {}
     for path in git_out(src, "diff", "--name-only", "--diff-filter=AM",
                         commit + "~1", commit).split():
         def show(rev):
@@ -217,25 +203,20 @@ def api_changes(src, commit):
                 public_names(show(commit))
             for name, how in after.items():
                 short = name.split(" ")[0]
-                if name.endswith(" in __all__") and name not in before:
-                    found.append(("%s.%s" % (module, short),
-                                  "added to %s.__all__" % module))
-                elif short == name and name not in before:
-                    found.append(("%s.%s" % (module, name), "new"))
+                qualified = "%s.%s" % (module, short)
+                if name not in before:
+                    found.setdefault(qualified, "new" if short == name else
+                                     "added to %s.__all__" % module)
                 elif short == name and before[name] != how:
-                    found.append(("%s.%s" % (module, name),
-                                  "changed signature"))
+                    found.setdefault(qualified, "changed signature")
         elif path.startswith("Include/") and path.endswith(".h") and \
                 not path.startswith("Include/internal/"):
             def declared(rev):
                 return {a or b for a, b in C_API_RE.findall(show(rev))}
             for name in sorted(declared(commit) - declared(commit + "~1")):
                 if not name.startswith("_") and not name.endswith("_H"):
-                    found.append((name, "new C API"))
-    unique = {}
-    for name, how in found:
-        unique.setdefault(name, how)
-    return list(unique.items())
+                    found.setdefault(name, "new C API")
+    return list(found.items())
 
 
 def check_commits(ws, line, series, adds):
@@ -358,12 +339,14 @@ def parse_waivers(values):
     return waivers
 
 
+def names_patch(key, patch_name):
+    """Whether --waive's NNNN (or a full name) is PATCH_NAME."""
+    return patch_name == key or patch_name.startswith(key + "-")
+
+
 def waived(waivers, patch_name, check):
-    for key, checks in waivers.items():
-        if check in checks and (patch_name == key or
-                                patch_name.startswith(key + "-")):
-            return True
-    return False
+    return any(check in checks and names_patch(key, patch_name)
+               for key, checks in waivers.items())
 
 
 def patchcheck(ws, line, waivers=(), out=print):
@@ -434,7 +417,7 @@ def patchcheck(ws, line, waivers=(), out=print):
             % where)
     for key, checks in waivers.items():
         for check in checks:
-            if not any(name == key or name.startswith(key + "-")
+            if not any(names_patch(key, name)
                        for name, c in used if c == check):
                 out("note: --waive %s:%s matches no problem any more; drop it"
                     % (key, check))

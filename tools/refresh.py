@@ -1,16 +1,12 @@
 """Write the commits of build/<line>/src back into patches/<line>/.
 
-Every commit after the base becomes one `git format-patch` file, files it
-adds included, and the series file lists them in order; the files a commit
-adds are also copied to new-files/<line>/ at their CPython paths, for
-reading.  The output is stable: refreshing without edits rewrites nothing.
-
-A work tree that the tools of the old layout applied (files kept outside
-their patches, named on indented lines of the series file) refreshes into
-the new layout: the copies move from the workspace root to new-files/.
+Every commit after the base becomes one `git format-patch` file, listed in
+order in the series file; the files a commit adds are also copied to
+new-files/<line>/.  Refreshing without edits rewrites nothing.  A work tree
+of the old layout (files kept outside their patches) refreshes into this
+one.
 """
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,7 +15,7 @@ from .model import basestore, newfiles
 from .model.errors import UsageError
 from .model.gitutil import git, git_bytes, git_out
 from .model.series import Patch, Series
-from .model.tree import patch_hashes, read_record
+from .model.tree import patch_hashes, read_record, write_record
 from .model.workspace import LINES
 
 
@@ -62,13 +58,9 @@ def check_inputs_unchanged(ws, line, record):
 
 
 def check_base_is_reference(line, record):
-    """Refuse to write patches/ from a tree that cannot reproduce them.
-
-    On an installed base apply leaves out the hunks of files the base
-    lacks (the C sources), and on another release of the line it applies
-    hunks with less context: refreshing from either would drop those hunks
-    or rewrite their context, and lose work.
-    """
+    """Refuse to write patches/ from a tree that cannot reproduce them: an
+    installed base lacks the hunks of C files, another release has hunks
+    applied with less context; refreshing would lose or rewrite them."""
     kind = record.get("base_kind")
     version = record.get("base_version")
     fix = ("import a CPython %s source tree (`python3 -m tools base import "
@@ -178,6 +170,5 @@ def refresh(ws, line):
     record["head"] = git_out(src, "rev-parse", "HEAD")
     record["patches"] = patch_hashes(new_patches)
     record["added"] = newfiles.copy_hashes(ws, line, new_series)
-    (ws.build_dir(line) / "applied.json").write_text(
-        json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_record(ws, line, record)
     return changed

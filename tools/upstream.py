@@ -1,29 +1,20 @@
 """Turn the series into branches of a CPython clone, ready to push.
 
-  upstream DIR                   one branch per patch, named from its subject
-                                 (bpo-36785-pickle-buffer-type, ...): the base
-                                 commit plus that patch and the patches
-                                 before it in the series, which it needs
-  upstream DIR --single-branch NAME
-                                 one branch NAME, one commit per patch
-  --onto REF                     the base commit (default: the clone's HEAD):
-                                 main for a new feature (the 3.13 str
-                                 patch), a bugfix branch (3.13) for a fix;
-                                 a patch that does not apply there is named
-                                 with its hunk, and nothing is made
-  --force                        move branches that already exist
-  --gh-issue N                   fill in the issue number of patches that
-                                 still carry the placeholder (bpo-0, see
-                                 tools/model/news.py) in subject and NEWS entry
-  --compare REF                  also say whether the series applies to
-                                 REF (main, say), and where the upstream
-                                 TODOs it removes stand there
+  upstream DIR                       one branch per patch, named from its
+                                     subject: the base plus that patch and
+                                     the patches before it
+  upstream DIR --single-branch NAME  one branch, one commit per patch
+  --onto REF         the base commit (default: the clone's HEAD): main for a
+                     feature, a bugfix branch for a fix
+  --force            move branches that already exist
+  --gh-issue N       fill in the issue number of patches that still carry
+                     the placeholder bpo-0
+  --compare REF      also say whether the series applies to REF, and where
+                     the upstream TODOs it removes stand there
 
-The commits are made by `git am --3way` from the patches' mails (each
-carries the files it adds), so author, date and message are the patch's
-and the committer is the clone's user.  The work happens in a temporary
-work tree of the clone: its checkout and HEAD do not move.  Prints the
-branches and the `git push` command to use.
+The commits are made by `git am --3way` of the patches' mails in a
+temporary work tree, so the clone's checkout does not move; a patch that
+does not apply is named with its hunk.  Prints the `git push` command.
 """
 
 import re
@@ -261,11 +252,10 @@ def report_distance(ws, clone, ref, patches, out, gh_issue=None, trial=False):
 
 
 def push_remote(clone):
+    """The remote to push to: the first that is not upstream's."""
     remotes = clone_git(clone, "remote").stdout.split()
-    for name in remotes:
-        if name != "upstream":
-            return name
-    return remotes[0] if remotes else "<your-fork>"
+    return next((name for name in remotes if name != "upstream"),
+                remotes[0] if remotes else "<your-fork>")
 
 
 def upstream(ws, line, clone, onto="HEAD", single=None, force=False,
@@ -296,14 +286,12 @@ def upstream(ws, line, clone, onto="HEAD", single=None, force=False,
                          "branch first" % (current, clone))
     commits = apply_mails(ws, clone, base, series.patches, gh_issue,
                           label=onto)
-    made = []
-    if single:
-        clone_git(clone, "branch", "--force", single, commits[-1])
-        made.append((single, commits[-1], len(commits)))
-    else:
-        for number, (name, commit) in enumerate(zip(names, commits), 1):
-            clone_git(clone, "branch", "--force", name, commit)
-            made.append((name, commit, number))
+    # (branch, its commit, how many patches it holds)
+    made = [(single, commits[-1], len(commits))] if single else [
+        (name, commit, number)
+        for number, (name, commit) in enumerate(zip(names, commits), 1)]
+    for name, commit, _count in made:
+        clone_git(clone, "branch", "--force", name, commit)
     out("on %s (%s) in %s:" % (onto, base[:12], clone))
     for (name, commit, count), patch in zip(made, series.patches if not single
                                             else [series.patches[-1]]):

@@ -1,14 +1,9 @@
 """Imported bases in the cache, and their verification against manifests.
 
-A line keeps at most one base of each kind in the cache:
-
-- "source": a full CPython source tree (configure, Modules/_pickle.c, ...),
-  from which the full build compiles the interpreter;
-- "installed": an installed interpreter of the line; only its Lib/ files
-  the series touches are copied, and the overlay build copies its prefix.
-
-Each base directory holds base.json (what it is, where it came from) and
-tree/ (the files).
+A line keeps at most one base of each kind: "source", a full CPython source
+tree for the full build, and "installed", an installed interpreter's Lib/
+for the overlay build.  Each base directory holds base.json (what it is,
+where it came from) and tree/ (the files).
 """
 
 import datetime
@@ -41,9 +36,7 @@ def patchlevel_version(text):
 def tree_version(tree):
     """PY_VERSION of a CPython source tree, from Include/patchlevel.h."""
     header = Path(tree, "Include", "patchlevel.h")
-    if not header.exists():
-        return None
-    return patchlevel_version(header.read_text())
+    return patchlevel_version(header.read_text()) if header.exists() else None
 
 
 def check_line_version(line, version, what):
@@ -148,11 +141,8 @@ def relevant_paths(base, paths):
 
 
 def verify(ws, line, base, touched):
-    """Compare the files the series touches with the manifest.
-
-    Returns (known, problems): whether the manifest knows this version, and
-    a list of human-readable differences (empty when everything matches).
-    """
+    """Compare the files the series touches with the manifest: (whether it
+    knows this version, the differences as sentences)."""
     manifest = load_manifest(ws, line)
     expected = manifest.get(base.version)
     problems = []

@@ -1,18 +1,12 @@
 """Debian's source package as a provider of a pristine upstream base.
 
-Debian serves the source of its CPython packages from the same registry as
-its binaries, so a current CPython can be had on machines whose only way
-out is the package registries.  The .orig tarball of a Debian source
-package is the upstream release tarball, byte for byte, with upstream's
-signature beside it; no Debian patch is used.
-
-The download goes through apt with a private configuration in the cache
-(its own sources list, package lists and download directory), so the
-machine's apt sources are left untouched.  Trust: apt checks the Sources
-index against the signed Release file of the suite and the files against
-the index; we check the .orig tarball against the .dsc's sha256 and the
-pinned python.org sha256, and upstream's OpenPGP signature with the
-release manager's key shipped in the package when gpg is installed.
+Debian serves its CPython sources from the same registry as its binaries,
+and the .orig tarball of a source package is the upstream release tarball,
+byte for byte; no Debian patch is used.  apt runs with a private
+configuration in the cache, leaving the machine's sources alone.  apt
+checks the index against the suite's signed Release file; we check the
+.orig tarball against the .dsc's sha256, the pinned python.org sha256 and,
+when gpg is installed, upstream's OpenPGP signature.
 """
 
 import os
@@ -57,11 +51,8 @@ def dsc_checksums(dsc_text):
     match = re.search(r"^Checksums-Sha256:\n((?: .+\n)+)", dsc_text, re.M)
     if not match:
         raise Failure("the .dsc has no Checksums-Sha256 field")
-    sums = {}
-    for entry in match.group(1).splitlines():
-        digest, _size, name = entry.split()
-        sums[name] = digest
-    return sums
+    return {name: digest for digest, _size, name
+            in map(str.split, match.group(1).splitlines())}
 
 
 def verify_signature(orig, signature, debian_tarball, fingerprint):

@@ -21,16 +21,12 @@ def require_program(name, why):
         raise UsageError("%s is not installed; it is needed %s" % (name, why))
 
 
-def run(args, cwd=None, env=None, check=True, capture=True, input=None):
+def run(args, cwd=None, env=None, check=True, input=None):
     """Run a command; on failure raise Failure with its stderr tail."""
-    full_env = dict(os.environ)
-    if env:
-        full_env.update(env)
     try:
-        proc = subprocess.run(args, cwd=cwd, env=full_env, input=input,
-                              stdout=subprocess.PIPE if capture else None,
-                              stderr=subprocess.PIPE if capture else None,
-                              text=True)
+        proc = subprocess.run(args, cwd=cwd, input=input, text=True,
+                              env=dict(os.environ, **(env or {})),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except FileNotFoundError:
         raise UsageError("%s is not installed" % args[0]) from None
     if check and proc.returncode != 0:
@@ -42,17 +38,13 @@ def run(args, cwd=None, env=None, check=True, capture=True, input=None):
 
 def git_env(env=None, date=None):
     """The environment of the git the tools run in their own repositories."""
-    extra = dict(IDENTITY)
     # Keep the user's configuration (hooks, signing, templates) out of the
     # repositories the tools own.
-    extra["GIT_CONFIG_NOSYSTEM"] = "1"
-    extra["GIT_CONFIG_GLOBAL"] = os.devnull
+    extra = dict(IDENTITY, GIT_CONFIG_NOSYSTEM="1",
+                 GIT_CONFIG_GLOBAL=os.devnull)
     if date:
-        extra["GIT_AUTHOR_DATE"] = date
-        extra["GIT_COMMITTER_DATE"] = date
-    if env:
-        extra.update(env)
-    return extra
+        extra.update(GIT_AUTHOR_DATE=date, GIT_COMMITTER_DATE=date)
+    return dict(extra, **(env or {}))
 
 
 def git(repo, *args, env=None, check=True, input=None, date=None):

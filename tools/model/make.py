@@ -58,12 +58,8 @@ def configure_and_make(src, obj, options, head, jobs, log, out=None):
 
 
 def forget_stale_extensions(src, obj, head):
-    """Make setup.py rebuild extension modules after a header changed.
-
-    make tracks the headers of the core, but setup.py only rebuilds an
-    extension when its own sources are newer, so an edit of a header (a
-    struct layout in the series) would leave modules built for the old one.
-    """
+    """Make setup.py rebuild extension modules after a header changed:
+    it only rebuilds an extension whose own sources are newer."""
     stamp = obj / "zerocopy-head"
     if not stamp.exists():
         return
@@ -74,9 +70,7 @@ def forget_stale_extensions(src, obj, head):
                            previous, head], stdout=subprocess.PIPE, text=True)
     changed = proc.stdout.split() if proc.returncode == 0 else ["?.h"]
     if any(path.endswith(".h") for path in changed):
-        for built in obj.glob("build/lib.*"):
-            shutil.rmtree(built)
-        for built in obj.glob("build/temp.*"):
+        for built in [*obj.glob("build/lib.*"), *obj.glob("build/temp.*")]:
             shutil.rmtree(built)
         # build/lib.* also held the generated _sysconfigdata module; make
         # regenerates it when pybuilddir.txt is missing.
@@ -91,14 +85,9 @@ def applied_paths(src):
 
 def count_warnings(log, paths):
     """Compiler warnings reported for files the series touches."""
-    found = []
-    for text in log.read_text(errors="replace").splitlines():
-        if "warning:" not in text:
-            continue
-        for path in paths:
-            if path.endswith((".c", ".h")) and ("/" + path + ":") in text:
-                found.append(text.strip())
-    return found
+    where = ["/" + path + ":" for path in paths if path.endswith((".c", ".h"))]
+    return [text.strip() for text in log.read_text(errors="replace").splitlines()
+            if "warning:" in text for place in where if place in text]
 
 
 def install_paths(python):

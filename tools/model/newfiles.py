@@ -1,19 +1,14 @@
 """The files the series adds, and the proofs that its patches carry them.
 
-Every patch of patches/<line>/ is a plain `git format-patch` of its commit,
-files it adds included.  So that those files can be read, linted and
-reviewed as files, `tools refresh` also writes a copy of each, as the patch
-that adds it adds it, to new-files/<line>/<its CPython path>.  The copies
-are outputs: `copy_problems` proves they agree with the patches (apply,
-refresh, check and patchcheck use it), and an edit made to a copy by hand
-is refused, never silently dropped.  `git_am_identity` proves that
-`git am` of the patches on the pristine base gives the tree of
-`tools apply`.
+Every patch carries the files it adds; `tools refresh` also writes a copy
+of each to new-files/<line>/<its CPython path>, to be read, linted and
+reviewed as a file.  The copies are outputs: `copy_problems` proves they
+agree with the patches, and an edit made to a copy by hand is refused,
+never silently dropped.
 """
 
 import contextlib
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -66,12 +61,9 @@ def extract(patches, dest, unreadable=None):
 def extracted(patches, unreadable=None):
     """A temporary directory holding the files PATCHES add (read from the
     patches, not from the copies), at their CPython paths."""
-    work = Path(tempfile.mkdtemp(prefix="zerocopy-added-"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="zerocopy-added-") as work:
         extract(patches, work, unreadable)
-        yield work
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        yield Path(work)
 
 
 def copy_files(ws, line):
@@ -88,11 +80,11 @@ def copy_problems(ws, line, series=None):
     patches: "missing", "edited" or "stray".  Empty when they agree."""
     series = series or Series.load(ws.series_dir(line))
     root = ws.new_files_dir(line)
-    work = Path(tempfile.mkdtemp(prefix="zerocopy-newfiles-"))
     problems = []
     fix = ("edit it in build/%s/src, commit, and run `python3 -m tools "
            "refresh%s`" % (line.name, base_option(line)))
-    try:
+    with tempfile.TemporaryDirectory(prefix="zerocopy-newfiles-") as work:
+        work = Path(work)
         added = extract(series.patches, work)
         for path, (mode, name) in sorted(added.items()):
             copy = root / path
@@ -120,8 +112,6 @@ def copy_problems(ws, line, series=None):
                                  "tools refresh%s` (or delete the stray copy)"
                                  % (shown, line.name, line.name,
                                     base_option(line))))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return problems
 
 

@@ -1,21 +1,13 @@
 """NEWS entries of the series: finding them and validating them with blurb.
 
-CPython keeps one file per change under Misc/NEWS.d/next/<Section>/, named
-<date>.<bpo-N|gh-issue-N>.<nonce>.rst, and `blurb` (from PyPI) both writes
-and parses them.  Each patch of the series adds its entry; this module
-checks each with blurb's command line (`blurb merge` of that one entry),
-run only by the verbs that check entries.
+Each patch adds its Misc/NEWS.d/next/<Section>/<file>.rst entry; validate()
+runs blurb's command line (`blurb merge` of that one entry) on it.
 
-A change of ours that has no upstream issue yet carries PLACEHOLDER as its
-issue, in its subject (`bpo-0: pickle: ...`) and in the name of its NEWS
-entry (`<date>.bpo-0.<nonce>.rst`).  Why that spelling: every blurb the
-checks use must read the entry.  blurb 1.0.7 (the 3.7 docs' pin, in
-requirements/docs-py37.txt) knows only `bpo-N` fields in a file name and
-asserts on `gh-issue-N`; blurb 2.3.0 (requirements/dev.txt) reads both, but
-wants a gh-issue number >= 32426 and a number, not gh-issue-NNNNN.  bpo-0
-passes both, and 0 is blurb's own "no issue" (its default for an entry
-without one); bugs.python.org is closed, so it can stand for no real issue.
-`tools upstream --gh-issue N` turns it into gh-N and gh-issue-N.
+A change without an upstream issue yet carries PLACEHOLDER, bpo-0, in its
+subject and in its entry's name: blurb 1.0.7 (the 3.7 docs' pin) knows only
+bpo-N in file names and blurb 2.3.0 wants gh-issue numbers >= 32426, so
+bpo-0, blurb's own "no issue", is the one both read.  `tools upstream
+--gh-issue N` turns it into gh-N and gh-issue-N.
 """
 
 import re

@@ -7,6 +7,7 @@ and only then replaces the cached base, so a failed import never loses the
 base that was there before.
 """
 
+import contextlib
 import glob
 import hashlib
 import os
@@ -33,17 +34,20 @@ BUILD_PRODUCTS = re.compile(
     r"|Modules/config\.c|build/.*)$")
 
 
-def staging_dir(ws):
+@contextlib.contextmanager
+def staging(ws):
+    """A staging directory in the cache, removed afterwards."""
     ws.cache.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="staging-", dir=str(ws.cache)))
+    staged = Path(tempfile.mkdtemp(prefix="staging-", dir=str(ws.cache)))
+    try:
+        yield staged
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
 
 
 def mark_scripts_executable(tree):
-    """Give every file starting with '#!' the executable bits.
-
-    Snapshots of a repository can lose file modes; configure, makesetup,
-    install-sh and the generator scripts must be executable to build.
-    """
+    """Give every file starting with '#!' the executable bits: snapshots
+    can lose file modes, and configure and its scripts must run."""
     count = 0
     for dirpath, dirnames, filenames in os.walk(tree):
         dirnames[:] = [d for d in dirnames if d != ".git"]
@@ -73,38 +77,31 @@ def _finish_source(ws, line, staged, origin, missing=()):
         "version": version, "origin": origin, "missing": sorted(missing)})
 
 
-def _staged(ws, work):
-    """Run WORK(staged_dir) and clean the staging directory up afterwards."""
-    staged = staging_dir(ws)
-    try:
-        return work(staged)
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
-
-
 # -- source directory ---------------------------------------------------------
 
 def from_directory(ws, line, directory):
     directory = Path(directory).resolve()
-
-    def work(staged):
+    if not (directory / "Include" / "patchlevel.h").exists():
+        raise UsageError("%s is not a CPython source tree (no "
+                         "Include/patchlevel.h)" % directory)
+    tracked = None
+    if (directory / ".git").exists() and shutil.which("git"):
+        proc = subprocess.run(["git", "-C", str(directory), "ls-files", "-z"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        if proc.returncode == 0 and proc.stdout:
+            tracked = [p for p in proc.stdout.decode().split("\0") if p]
+    if tracked is None:
+        tracked = []
+        for dirpath, dirnames, filenames in os.walk(directory):
+            rel_dir = os.path.relpath(dirpath, directory)
+            dirnames[:] = [d for d in dirnames if not BUILD_PRODUCTS.search(
+                os.path.normpath(os.path.join(rel_dir, d)))]
+            for name in filenames:
+                rel = os.path.normpath(os.path.join(rel_dir, name))
+                if not BUILD_PRODUCTS.search(rel):
+                    tracked.append(rel)
+    with staging(ws) as staged:
         tree = staged / "tree"
-        tracked = None
-        if (directory / ".git").exists() and shutil.which("git"):
-            proc = subprocess.run(["git", "-C", str(directory), "ls-files", "-z"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            if proc.returncode == 0 and proc.stdout:
-                tracked = [p for p in proc.stdout.decode().split("\0") if p]
-        if tracked is None:
-            tracked = []
-            for dirpath, dirnames, filenames in os.walk(directory):
-                rel_dir = os.path.relpath(dirpath, directory)
-                dirnames[:] = [d for d in dirnames if not BUILD_PRODUCTS.search(
-                    os.path.normpath(os.path.join(rel_dir, d)))]
-                for name in filenames:
-                    rel = os.path.normpath(os.path.join(rel_dir, name))
-                    if not BUILD_PRODUCTS.search(rel):
-                        tracked.append(rel)
         for rel in tracked:
             src = directory / rel
             dst = tree / rel
@@ -114,11 +111,6 @@ def from_directory(ws, line, directory):
             elif src.is_file():
                 shutil.copy2(src, dst)
         return _finish_source(ws, line, staged, "directory %s" % directory)
-
-    if not (directory / "Include" / "patchlevel.h").exists():
-        raise UsageError("%s is not a CPython source tree (no "
-                         "Include/patchlevel.h)" % directory)
-    return _staged(ws, work)
 
 
 # -- release tarball ----------------------------------------------------------
@@ -152,7 +144,9 @@ def from_tarball(ws, line, tarball, origin=None):
     tarball = Path(tarball).resolve()
     origin = origin or "tarball %s" % tarball
 
-    def work(staged):
+    if not tarball.is_file():
+        raise UsageError("no such file: %s" % tarball)
+    with staging(ws) as staged:
         tree = staged / "tree"
         tree.mkdir()
         try:
@@ -163,10 +157,6 @@ def from_tarball(ws, line, tarball, origin=None):
             raise UsageError("cannot read %s: %s (a corrupt or truncated "
                              "download?)" % (tarball, exc)) from None
         return _finish_source(ws, line, staged, origin)
-
-    if not tarball.is_file():
-        raise UsageError("no such file: %s" % tarball)
-    return _staged(ws, work)
 
 
 # -- git directory at a revision ---------------------------------------------
@@ -181,8 +171,7 @@ def from_git(ws, line, repo, rev):
         raise UsageError("%s has no commit %r" % (repo, rev))
     commit = proc.stdout.strip()
     git_dir = str(_git_dir(repo))
-
-    def work(staged):
+    with staging(ws) as staged:
         tree = staged / "tree"
         listing = subprocess.run(["git", "--git-dir", git_dir, "ls-tree", "-r",
                                   "-z", commit], stdout=subprocess.PIPE,
@@ -225,8 +214,6 @@ def from_git(ws, line, repo, rev):
             batch.wait()
         return _finish_source(ws, line, staged, "git %s at %s" % (repo, commit[:12]),
                               missing)
-
-    return _staged(ws, work)
 
 
 def _git_dir(repo):
@@ -361,8 +348,7 @@ def from_installed(ws, line, python=None):
                          "development files" % (python, facts["include"]))
     skip = shutil.ignore_patterns("site-packages", "lib-dynload", "__pycache__",
                                   "config-*")
-
-    def work(staged):
+    with staging(ws) as staged:
         tree = staged / "tree"
         tree.mkdir()
         shutil.copytree(facts["stdlib"], tree / "Lib", symlinks=True,
@@ -370,5 +356,3 @@ def from_installed(ws, line, python=None):
         return basestore.install(ws, line, "installed", tree, dict(
             facts, origin="installed interpreter %s" % facts["executable"],
             missing=[]))
-
-    return _staged(ws, work)

@@ -1,16 +1,9 @@
 """The patch series of a release line: patches/<line>/series and its patches.
 
 The series file lists the patches in the order they apply, one per line,
-in the spirit of quilt; lines starting with '#' are comments::
-
-    0001-bpo-35845-Add-memoryview.toreadonly.patch
-    0002-bpo-36785-Add-the-PickleBuffer-type.patch
-
-Every patch is a plain `git format-patch` mail of one commit, files it adds
-included, so `git am` of the patches in this order on the base gives the
-tree `python3 -m tools apply` makes.  What a patch adds is read from the
-patch itself (git apply --summary); readable copies of those files are kept
-in new-files/<line>/ (tools/model/newfiles.py).
+quilt-style ('#' starts a comment).  Every patch is a `git format-patch`
+mail of one commit, files it adds included, so `git am` of the patches on
+the base gives the tree `tools apply` makes.
 """
 
 import email
@@ -201,9 +194,7 @@ def failed_hunk(text, stderr):
 
 def hunks(text):
     """(path, hunk number, old start line) for every hunk of a patch."""
-    result = []
-    path = None
-    count = 0
+    result, path, count = [], None, 0
     for line in text.splitlines():
         match = re.match(r"^diff --git a/(\S+) b/", line)
         if match:

@@ -39,13 +39,16 @@ def print_result(result, out=print):
 
 
 def read_record(ws, line):
-    path = ws.build_dir(line) / "applied.json"
-    if path.exists():
-        try:
-            return json.loads(path.read_text())
-        except ValueError:
-            return None
-    return None
+    """applied.json of build/<line>/src, or None."""
+    try:
+        return json.loads((ws.build_dir(line) / "applied.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_record(ws, line, record):
+    (ws.build_dir(line) / "applied.json").write_text(
+        json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def check_work_tree(ws, line, src, force):
@@ -84,8 +87,7 @@ def base_commit(src, base):
         env=env)
     tree = git_out(src, "write-tree", env=env)
     index.unlink()
-    commit = git_out(src, "commit-tree", tree, "-m",
-                     base.label(),
+    commit = git_out(src, "commit-tree", tree, "-m", base.label(),
                      date=BASE_DATE)
     git(src, "update-ref", "refs/zerocopy/base", commit)
     git(src, "config", "zerocopy.base", identity)
@@ -117,12 +119,9 @@ def explain_apply_error(patch, text, stderr, base_label):
 
 
 def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
-    """Apply the first UPTO patches (all by default) in build/<line>/src.
-
-    SRC names another work tree instead, one the tools own for their own
-    checks (build/<line>/check/src): it is reset without asking, and the
-    record of build/<line>/src (applied.json) is left alone.
-    """
+    """Apply the first UPTO patches (all by default) in build/<line>/src,
+    or in SRC, a scratch tree of the tools' own checks: that one is reset
+    without asking, and applied.json is left alone."""
     require_program("git", "to apply the series")
     base = basestore.select(ws, line, kind)
     if base is None:
@@ -198,8 +197,7 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
                 env={"GIT_AUTHOR_NAME": header["author_name"],
                      "GIT_AUTHOR_EMAIL": header["author_email"]})
     finally:
-        if index.exists():
-            index.unlink()
+        index.unlink(missing_ok=True)
     # Check out the result: git rewrites only the files that differ from
     # what is checked out, which keeps incremental builds incremental.
     checkout = ["checkout", "--quiet"] + (
@@ -224,8 +222,7 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
         # The copies of the added files, as they were when applied.
         "added": newfiles.copy_hashes(ws, line, series),
     }
-    (ws.build_dir(line) / "applied.json").write_text(
-        json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_record(ws, line, record)
     return result
 
 
@@ -290,14 +287,9 @@ def ensure_applied(ws, line, out=print):
 # -- git am of the patches gives the tree of tools apply ------------------------
 
 def git_am_identity(ws, line, work=None, out=print):
-    """Prove that `git am` of patches/<line>/*.patch, in series order, on
-    the pristine base gives exactly the tree (and the commits' authors,
-    dates and messages) that `tools apply` makes; Failure otherwise.
-
-    Needs the source base of the release the series is written against.
-    WORK (default build/<line>/check/am) is a scratch directory, removed
-    first; build/<line>/src is left alone.
-    """
+    """Prove that `git am` of the patches on the pristine source base gives
+    exactly the tree, authors, dates and messages of `tools apply`; Failure
+    otherwise.  WORK (default build/<line>/check/am) is scratch."""
     base = basestore.load(ws, line, "source")
     if base is None or base.version != line.reference:
         raise UsageError("the git am check needs the CPython %s source base "

@@ -98,14 +98,6 @@ PICKLE_TESTS = ["test_pickle", "test_pickletools", "test_picklebuffer"]
 CORE_TESTS = ["test_bytes", "test_memoryview"]
 
 
-def get_line(name):
-    try:
-        return LINES[name]
-    except KeyError:
-        raise UsageError("unknown base %r: choose one of %s"
-                         % (name, ", ".join(sorted(LINES)))) from None
-
-
 def base_option(line):
     """The --base option a command for LINE needs, as it is typed."""
     return "" if line.name == DEFAULT_LINE else " --base " + line.name
