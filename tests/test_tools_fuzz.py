@@ -132,6 +132,15 @@ def test_finds_the_known_bugs_of_stock_3_13_0():
     assert "verdict: FAIL" in report["C"]
 
 
+def run_in_driver(python, code):
+    """The output of CODE run by PYTHON with the fuzz package importable."""
+    return subprocess.run([python, "-c", code], cwd=str(REPO),
+                          env=dict(os.environ, PYTHONHASHSEED="0",
+                                   PYTHONPATH=str(REPO)),
+                          stdout=subprocess.PIPE, universal_newlines=True,
+                          check=True).stdout
+
+
 def test_find_class_refuses_anything_outside_the_whitelist():
     python = built("3.7")
     code = ("import pickle, io\n"
@@ -141,12 +150,7 @@ def test_find_class_refuses_anything_outside_the_whitelist():
             "    for s in driver.SOURCES:\n"
             "        print(d.attempt(0, u, s, b'\\x80\\x05cos\\nsystem\\n"
             "\\x8c\\x04echo\\x85R.', d.seeds[0]))\n")
-    proc = subprocess.run([python, "-c", code], cwd=str(REPO),
-                          env=dict(os.environ, PYTHONHASHSEED="0",
-                                   PYTHONPATH=str(REPO)),
-                          stdout=subprocess.PIPE, universal_newlines=True,
-                          check=True)
-    lines = proc.stdout.splitlines()
+    lines = run_in_driver(python, code).splitlines()
     assert len(lines) == 6
     for line in lines:
         assert line == "(<class '_pickle.UnpicklingError'>, 'doc', None)"
@@ -182,13 +186,8 @@ def test_a_stream_cannot_change_how_later_streams_load():
             "\\x86b.', d.seeds[0])[1])\n"
             "    print(hasattr(corpus.Point, 'evil'),"
             " corpus.Point.__reduce__ is before)\n")
-    proc = subprocess.run([python, "-c", code], cwd=str(REPO),
-                          env=dict(os.environ, PYTHONHASHSEED="0",
-                                   PYTHONPATH=str(REPO)),
-                          stdout=subprocess.PIPE, universal_newlines=True,
-                          check=True)
     # The stream loads (it is valid), and leaves no trace.
-    assert proc.stdout.splitlines() == ["ok", "False True"] * 2
+    assert run_in_driver(python, code).splitlines() == ["ok", "False True"] * 2
 
 
 @pytest.mark.parametrize("worker, message", [
