@@ -24,6 +24,7 @@ memory.png and speed.png (with matplotlib), speed/ (pyperf) and logs/.
 import contextlib
 import datetime
 import fcntl
+import functools
 import json
 import os
 import re
@@ -39,7 +40,7 @@ from pathlib import Path
 from .model import providers
 from .model.errors import Failure, UsageError
 from .model.make import PIP_TARGET, install_paths
-from .model.workspace import DEFAULT_LINE, interpreter, parse_size
+from .model.workspace import base_option, interpreter, parse_size
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 RUNNER = BENCHMARKS / "pickle_scenarios.py"
@@ -62,11 +63,9 @@ REQUIREMENTS = {"3.7": "bench-py37.txt", "upstream": "bench-upstream.txt"}
 PIP = "pip>=22,<24.1"
 # Installed with the host pip into a patched interpreter for --wall.
 PATCHED_EXTRAS = ("pyperf", "psutil")
-# Calls counted per workload and implementation, after WARM_CALLS that
-# both runs make: the first calls pay one-time costs (caches, memo and
-# free-list growth, 3.13's specialization), which at 20 calls from a cold
-# start moved a C row by up to 2%.  The Python pickler's calls are 30
-# times longer, so fewer of them amortize the same noise.
+# Calls counted per workload and implementation, after WARM_CALLS that pay
+# one-time costs (caches, memo, free lists, 3.13's specialization: up to 2%
+# of a C row); the Python pickler's 30 times longer calls need fewer.
 CALLS = {"c": 200, "py": 20}
 QUICK_CALLS = {"c": 50, "py": 5}
 WARM_CALLS = 5
@@ -77,7 +76,10 @@ WALL_QUICK = ["--processes", "2", "--values", "3", "--warmups", "1",
 # The issue's targets for the small-object ratios: patched C no more than
 # its baselines, patched Py within 2% of the stock Python pickler.
 COUNT_TARGET = {"c": 1.00, "py": 1.02}
-CELL_STATES = ("ok", "n/a", "failed")
+# The column labels by role, of {0} the version and {1} C or Py.
+LABELS = {"patched": "patched {0} {1}",
+          "same-build": "stock {0} {1} (same build)",
+          "backport": "{0}+pickle5"}
 SHORT_TITLES = {name: title.replace(" to a file", " -> file")
                 .replace(" from a file", " <- file")
                 for name, title, _ in scenarios.SCENARIOS}
@@ -132,62 +134,40 @@ class Column:
     reason: str = ""
     pyperf: str = ""
 
-    @property
-    def usable(self):
-        return self.status == "ok"
 
-    def set_na(self, short, reason):
-        self.status, self.short, self.reason = "n/a", short, reason
-
-
-def bench_dir(ws):
-    """Shared by the lines: the venvs of the stock interpreters."""
-    return ws.root / "build" / "bench"
-
-
-def results_dir(ws, line):
-    """One per line, so that benching 3.13 keeps the 3.7 results."""
-    return bench_dir(ws) / line.name
+def column_na(column):
+    return {"status": column.status, "short": column.short,
+            "reason": column.reason}
 
 
 def child_env():
-    """The environment of the measured processes: no PYTHON* settings of
-    ours may change how they import; the hash seed is fixed so that the
-    instruction counts repeat."""
+    """No PYTHON* settings of ours may change how the measured processes
+    import; the hash seed is fixed so that instruction counts repeat."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("PYTHON") and k != "VIRTUAL_ENV"}
     env["PYTHONHASHSEED"] = "0"
     return env
 
 
-def python_version(python):
-    proc = subprocess.run([str(python), "-c", "import platform; "
-                           "print(platform.python_version())"],
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                          text=True, env=child_env())
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
 def newest_pyenv_python():
     """pyenv's newest CPython 3 release above 3.7, or None."""
-    proc = subprocess.run(["pyenv", "root"], stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, text=True) \
-        if shutil.which("pyenv") else None
-    versions = Path(proc.stdout.strip()) / "versions" if proc else None
-    if not versions or not versions.is_dir():
+    if not shutil.which("pyenv"):
         return None
+    root = subprocess.run(["pyenv", "root"], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True).stdout
     found = []
-    for path in versions.iterdir():
-        match = re.match(r"^3\.(\d+)\.(\d+)$", path.name)
+    for path in Path(root.strip(), "versions").glob("3.*.*"):
+        match = re.fullmatch(r"3\.(\d+)\.(\d+)", path.name)
         python = path / "bin" / ("python3.%s" % (match and match.group(1)))
         if match and int(match.group(1)) > 7 and os.access(python, os.X_OK):
             found.append(((int(match.group(1)), int(match.group(2))), python))
     return str(max(found)[1]) if found else None
 
 
-def read_requirements(path):
-    return [text.split("#", 1)[0].strip() for text in
-            path.read_text().splitlines() if text.split("#", 1)[0].strip()]
+def requirements_file(ws, name):
+    """The bench requirements of a line, or of "upstream"."""
+    return ws.root / "requirements" / REQUIREMENTS.get(
+        name, REQUIREMENTS["upstream"])
 
 
 def run_logged(command, log, **kw):
@@ -200,47 +180,56 @@ def run_logged(command, log, **kw):
                               **kw)
 
 
-def ensure_venv(ws, name, base_python, requirements, logs, out):
-    """The venv NAME of BASE_PYTHON with REQUIREMENTS, made once and reused.
-
-    Returns (python, problem): the venv's python, or the base interpreter
-    and a sentence saying why the venv could not be made."""
-    venv = bench_dir(ws) / "venvs" / name
+def ensure_venv(ws, name, base, which, logs, out, notes):
+    """The python of the venv NAME (default cpython-<version>) of BASE with
+    the requirements of WHICH, made once and reused; None without BASE.
+    When the venv cannot be made: BASE, and a note saying why."""
+    if base is None:
+        return None
+    proc = subprocess.run([base, "-c", "import platform; "
+                           "print(platform.python_version())"],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True, env=child_env())
+    version = proc.stdout.strip() if proc.returncode == 0 else "?"
+    venv = ws.root / "build" / "bench" / "venvs" / (
+        name or "cpython-" + version)
     python = venv / "bin" / "python"
     stamp = venv / "zerocopy-bench-requirements.txt"
+    requirements = requirements_file(ws, which)
     wanted = requirements.read_text()
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
-        return str(python), None
-    log = logs / ("venv-%s.log" % name)
+        return str(python)
+    log = logs / ("venv-%s.log" % venv.name)
     out("preparing %s (pip install -r %s; log: %s)"
         % (venv, requirements.relative_to(ws.root), log))
     pip = [python, "-m", "pip", "install", "--quiet", "--no-input",
            "--disable-pip-version-check"]
-    steps = [[base_python, "-m", "venv", venv]] if not python.exists() else []
-    if (python_version(base_python) or "").startswith("3.7."):
+    steps = [[base, "-m", "venv", venv]] if not python.exists() else []
+    if version.startswith("3.7."):
         steps.append(pip + ["--upgrade", PIP])
     steps.append(pip + ["-r", requirements])
     for step in steps:
         if run_logged(step, log).returncode != 0:
-            return str(base_python), (
-                "could not prepare the venv %s (see %s): measuring the bare "
-                "%s" % (venv, log, base_python))
+            notes.append("could not prepare the venv %s (see %s): measuring "
+                         "the bare %s" % (venv, log, base))
+            return str(base)
     stamp.write_text(wanted)
-    return str(python), None
+    return str(python)
 
 
-def ensure_patched_extras(ws, line, python, logs, out):
+def ensure_patched_extras(ws, line, python, logs, out, notes):
     """pyperf and psutil in the patched interpreter, for --wall, installed
     the way `tools build` installs numpy: the host pip, --target and the
-    line's platform tags.  Returns a problem sentence or None."""
-    path = ws.root / "requirements" / REQUIREMENTS.get(
-        line.name, REQUIREMENTS["upstream"])
-    pins = [r for r in read_requirements(path)
-            if re.split(r"[=<>!~;\s]", r, 1)[0].lower() in PATCHED_EXTRAS]
+    line's platform tags."""
+    pins = []
+    for text in requirements_file(ws, line.name).read_text().splitlines():
+        text = text.split("#", 1)[0].strip()
+        if re.split(r"[=<>!~;\s]", text, 1)[0].lower() in PATCHED_EXTRAS:
+            pins.append(text)
     proc = subprocess.run([python, "-c", "import pyperf, psutil"],
                           stderr=subprocess.DEVNULL, env=child_env())
     if proc.returncode == 0:
-        return None
+        return
     log = logs / "patched-pyperf.log"
     out("installing %s into %s (log: %s)" % (", ".join(pins), python, log))
     command = [sys.executable, "-m", "pip", "install", "--quiet",
@@ -248,8 +237,8 @@ def ensure_patched_extras(ws, line, python, logs, out):
                "--only-binary=:all:", "--no-deps", "--ignore-requires-python",
                "--target", install_paths(python)[1]]
     if run_logged(command + PIP_TARGET[line.name] + pins, log).returncode:
-        return "could not install pyperf into %s (see %s)" % (python, log)
-    return None
+        notes.append("could not install pyperf into %s (see %s)"
+                     % (python, log))
 
 
 def stock_build(ws, line):
@@ -260,57 +249,43 @@ def stock_build(ws, line):
     return record
 
 
-def pair(prefix, role, python, module="pickle", baselines=((), ())):
+def pair(prefix, role, python, baselines=((), ())):
     """The C and Python columns of one interpreter."""
-    return [Column(prefix + "-" + impl, "", python, module, impl, role, base)
+    return [Column(prefix + "-" + impl, "", python, "pickle", impl, role, base)
             for impl, base in zip(("c", "py"), baselines)]
 
 
 def plan_columns(ws, line, patched, logs, out):
     """The columns of the table, before probing them, and notes."""
     notes = []
-    requirements = ws.root / "requirements" / REQUIREMENTS.get(
-        line.name, REQUIREMENTS["upstream"])
     same = stock_build(ws, line)
-    build = None
-    if same:
-        build, problem = ensure_venv(
-            ws, "stock-build-%s" % line.name, same["python"], requirements,
-            logs, out)
-        notes += [problem] if problem else []
-    else:
+    build = ensure_venv(ws, "stock-build-" + line.name, same["python"],
+                        line.name, logs, out, notes) if same else None
+    if not same:
         notes.append("no same-build stock interpreter: the patched columns "
                      "have no baseline; `python3 -m tools build --stock%s` "
-                     "makes one" % ("" if line.name == DEFAULT_LINE
-                                    else " --base " + line.name))
+                     "makes one" % base_option(line))
     c_bases = ("build-c", "pickle5-c") if line.name == "3.7" else ("build-c",)
     columns = pair("patched", "patched", patched,
                    baselines=(c_bases, ("build-py",)))
     columns += pair("build", "same-build", build)
     if line.name != "3.7":
         return columns, notes
-    columns.append(Column("pickle5-c", "", build, "pickle5", "c",
-                          "backport"))
     found = providers.find_installed(line)
-    stock, problem = ensure_venv(
-        ws, "cpython-" + (python_version(found[0]) or "?"), found[0],
-        requirements, logs, out) if found else (None, None)
-    newest = newest_pyenv_python()
-    upstream, problem2 = ensure_venv(
-        ws, "cpython-" + (python_version(newest) or "?"), newest,
-        ws.root / "requirements" / REQUIREMENTS["upstream"], logs, out) \
-        if newest else (None, None)
-    notes += [p for p in (problem, problem2) if p]
-    columns.append(Column("stock-c", "", stock, "pickle", "c", "stock"))
-    columns.append(Column("upstream-c", "", upstream, "pickle", "c",
-                          "upstream"))
+    stock = ensure_venv(ws, None, found[0] if found else None, line.name,
+                        logs, out, notes)
+    upstream = ensure_venv(ws, None, newest_pyenv_python(), "upstream",
+                           logs, out, notes)
+    columns += [Column("pickle5-c", "", build, "pickle5", "c", "backport"),
+                Column("stock-c", "", stock, "pickle", "c", "stock"),
+                Column("upstream-c", "", upstream, "pickle", "c", "upstream")]
     return columns, notes
 
 
 def run_runner(python, args, log, timeout, prefix=()):
     """Run the scenario runner; its last stdout line is a JSON object."""
     try:
-        proc = run_logged(list(prefix) + [python, RUNNER] + list(args), log,
+        proc = run_logged([*prefix, python, RUNNER, *args], log,
                           stdout=subprocess.PIPE, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"status": "failed", "short": "timeout",
@@ -320,10 +295,11 @@ def run_runner(python, args, log, timeout, prefix=()):
     lines = [text for text in proc.stdout.splitlines()
              if text.startswith("{")]
     try:
-        result = json.loads(lines[-1]) if lines else None
-    except ValueError:
+        result = json.loads(lines[-1])
+    except (IndexError, ValueError):
         result = None
-    if isinstance(result, dict) and result.get("status") in CELL_STATES:
+    if isinstance(result, dict) and result.get("status") in (
+            "ok", "n/a", "failed"):
         if result["status"] == "failed":
             result.setdefault("short", "error")
             result["reason"] = "%s (see %s)" % (result.get("reason"), log)
@@ -339,35 +315,25 @@ def probe_columns(columns, logs):
     """Ask each interpreter what it offers, and name the columns after the
     versions found."""
     for column in columns:
-        if column.python is None:
-            column.set_na("not installed", "no %s interpreter found"
-                          % column.role)
-            continue
-        log = logs / ("probe-%s.log" % column.key)
-        log.write_text("")
-        info = run_runner(column.python, ["probe", "--module", column.module,
-                                          "--impl", column.impl], log, 120)
-        column.version = info.get("python") or column.role
-        column.pyperf = info.get("pyperf") or ""
-        column.protocol = info.get("protocol") or 0
-        if info["status"] != "ok":
-            column.status = info["status"]
-            column.short = info.get("short", "")
-            column.reason = info.get("reason", "")
-        elif info.get("memory_method"):
-            column.set_na("no VmHWM", info["memory_method"])
-        kind = "Py" if column.impl == "py" else "C"
-        column.label = {
-            "patched": "patched %s %s" % (column.version, kind),
-            "same-build": "stock %s %s (same build)" % (column.version,
-                                                     kind),
-            "backport": "%s+pickle5" % column.version,
-        }.get(column.role, "%s %s" % (column.version, kind))
-
-
-def column_na(column):
-    return {"status": column.status, "short": column.short,
-            "reason": column.reason}
+        info = {"status": "n/a", "short": "not installed",
+                "reason": "no %s interpreter found" % column.role}
+        if column.python is not None:
+            log = logs / ("probe-%s.log" % column.key)
+            log.write_text("")
+            info = run_runner(column.python, ["probe", "--module",
+                                              column.module, "--impl",
+                                              column.impl], log, 120)
+            column.version = info.get("python") or column.role
+            column.pyperf = info.get("pyperf") or ""
+            column.protocol = info.get("protocol") or 0
+            column.label = LABELS.get(column.role, "{0} {1}").format(
+                column.version, column.impl.capitalize())
+        if info["status"] == "ok" and info.get("memory_method"):
+            info = {"status": "n/a", "short": "no VmHWM",
+                    "reason": info["memory_method"]}
+        column.status = info["status"]
+        column.short = info.get("short", "")
+        column.reason = info.get("reason", "")
 
 
 # -- memory -------------------------------------------------------------------
@@ -397,7 +363,7 @@ def heavy_lock(size, out):
 
 
 def memory_cell(column, name, size, workdir, logs):
-    if not column.usable:
+    if column.status != "ok":
         return column_na(column)
     log = logs / ("memory-%s-%s-%d.log" % (column.key, name, size))
     log.write_text("")
@@ -420,35 +386,29 @@ def memory_cell(column, name, size, workdir, logs):
 
 def run_memory(directory, columns, size, logs, out):
     rows = []
-    workdir = Path(tempfile.mkdtemp(prefix="tmp-", dir=str(directory)))
-    try:
-        with heavy_lock(size, out):
-            for name, title, limit in scenarios.SCENARIOS:
-                out("memory: %s, %s (%d interpreters)"
-                    % (title, human_size(size), len(columns)))
-                cells = {c.key: memory_cell(c, name, size, workdir, logs)
-                         for c in columns}
-                if name in scenarios.OUT_OF_BAND:
-                    for column in columns:
-                        time_ratio(cells[column.key], column, name, workdir,
-                                   logs)
-                rows.append({"name": name, "title": title, "limit": limit,
-                             "target_max": limit + scenarios.SLACK,
-                             "cells": cells})
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return {"size": size, "repeats": scenarios.REPEATS, "scenarios": rows}
-
-
-def time_ratio(cell, column, name, workdir, logs):
-    """An out-of-band round trip's time over its time at 1 MiB: about 1
-    when it does not depend on the payload size."""
     small = scenarios.OOB_REFERENCE_SIZE
-    if cell["status"] == "ok" and cell["payload_bytes"] > small:
-        reference = memory_cell(column, name, small, workdir, logs)
-        if reference["status"] == "ok" and reference["best_seconds"] > 0:
-            cell["time_ratio"] = (cell["best_seconds"] /
-                                  reference["best_seconds"])
+    with tempfile.TemporaryDirectory(prefix="tmp-", dir=directory) as tmp, \
+            heavy_lock(size, out):
+        for name, title, limit in scenarios.SCENARIOS:
+            out("memory: %s, %s (%d interpreters)"
+                % (title, human_size(size), len(columns)))
+            cells = {c.key: memory_cell(c, name, size, tmp, logs)
+                     for c in columns}
+            for column in columns:
+                # An out-of-band round trip's time over its time at 1 MiB:
+                # about 1 when it does not depend on the payload size.
+                cell = cells[column.key]
+                if name in scenarios.OUT_OF_BAND and cell["status"] == "ok" \
+                        and cell["payload_bytes"] > small:
+                    reference = memory_cell(column, name, small, tmp, logs)
+                    if reference["status"] == "ok" and \
+                            reference["best_seconds"] > 0:
+                        cell["time_ratio"] = (cell["best_seconds"] /
+                                              reference["best_seconds"])
+            rows.append({"name": name, "title": title, "limit": limit,
+                         "target_max": limit + scenarios.SLACK,
+                         "cells": cells})
+    return {"size": size, "repeats": scenarios.REPEATS, "scenarios": rows}
 
 
 # -- small objects: instructions ----------------------------------------------
@@ -474,7 +434,7 @@ def callgrind_total(column, args, log, outfile):
 def count_cells(column, workload, calls, logs):
     """{op: cell} of instructions per call of each operation: the count of
     WARM_CALLS + calls calls minus that of WARM_CALLS calls, over calls."""
-    if not column.usable:
+    if column.status != "ok":
         return {op: column_na(column) for op in scenarios.OPERATIONS}
     calls = calls[column.impl]
     log = logs / ("count-%s-%s.log" % (column.key, workload))
@@ -531,10 +491,11 @@ def run_wall(directory, columns, quick, logs, out):
     for column in columns:
         path = speed_dir / ("%s.json" % column.key)
         log = logs / ("speed-%s.log" % column.key)
-        if not column.usable or not column.pyperf:
-            states[column.key] = column_na(column) if not column.usable else {
-                "status": "n/a", "short": "no pyperf",
-                "reason": "pyperf is not installed in %s" % column.python}
+        if column.status != "ok" or not column.pyperf:
+            states[column.key] = column_na(column) if column.pyperf or \
+                column.status != "ok" else {
+                    "status": "n/a", "short": "no pyperf",
+                    "reason": "pyperf is not installed in %s" % column.python}
             continue
         out("pyperf: %s" % column.label)
         command = [column.python, RUNNER, "speed", "--module", column.module,
@@ -555,17 +516,15 @@ def wall_section(columns, suites, states, files):
     for name in scenarios.SPEED_BENCHMARKS:
         cells = {}
         for column in columns:
-            suite = suites.get(column.key)
-            bench = suite.get_benchmark(name) if suite else None
-            cells[column.key] = states.get(column.key) or {
-                "status": "ok", "median": bench.median(),
-                "stdev": bench.stdev(), "values": bench.get_nvalue()}
-        rows.append({"name": name.replace("_", " "), "cells": cells})
-    for row in rows:
-        for cell in row["cells"].values():
-            if cell["status"] == "ok":
+            cell = states.get(column.key)
+            if cell is None:
+                bench = suites[column.key].get_benchmark(name)
                 # Lower is better for a time, as for instructions.
-                cell["time"] = cell["median"]
+                cell = {"status": "ok", "median": bench.median(),
+                        "stdev": bench.stdev(), "values": bench.get_nvalue(),
+                        "time": bench.median()}
+            cells[column.key] = cell
+        rows.append({"name": name.replace("_", " "), "cells": cells})
     add_ratios(rows, columns, "time")
     return {"method": "wall", "rows": rows,
             "files": {k: str(v) for k, v in files.items()}}
@@ -574,7 +533,7 @@ def wall_section(columns, suites, states, files):
 def compare_table(speed, columns):
     """pyperf's own compare_to table of the patched C column's baseline
     against the other columns, or None."""
-    files = speed.get("files", {})
+    files = (speed or {}).get("files", {})
     keys = [c.key for c in columns if c.key in files]
     first = next((k for k in ("build-c", "stock-c") if k in files), None)
     if first is None or len(keys) < 2:
@@ -602,24 +561,22 @@ def format_seconds(seconds):
     return "%.0f us" % (seconds * 1e6)
 
 
-def memory_text(row, cell, patched):
-    text = "%+.2fx" % cell["extra_ratio"]
-    if patched and cell["extra_ratio"] > row["target_max"]:
-        text += " !"
-    return text
-
-
-def throughput_text(row, cell, patched):
-    if row["name"] not in scenarios.OUT_OF_BAND:
+def cell_text(kind, row, cell, patched):
+    """A cell of a section (memory, throughput, instructions or wall);
+    " !" marks a patched cell that misses its target."""
+    if cell["status"] != "ok":
+        return failure_text(cell)
+    if kind == "memory":
+        miss = patched and cell["extra_ratio"] > row["target_max"]
+        return "%+.2fx" % cell["extra_ratio"] + (" !" if miss else "")
+    if kind == "throughput" and row["name"] in scenarios.OUT_OF_BAND:
+        text = format_seconds(cell["best_seconds"])
+        if cell.get("time_ratio") is not None:
+            text += " (x%.1f)" % cell["time_ratio"]
+        return text
+    if kind == "throughput":
         return "%.0f" % cell["mb_per_s"]
-    text = format_seconds(cell["best_seconds"])
-    if cell.get("time_ratio") is not None:
-        text += " (x%.1f)" % cell["time_ratio"]
-    return text
-
-
-def small_text(row, cell, patched, method):
-    if method == "instructions":
+    if kind == "instructions":
         text = "%.1fk" % (cell["per_call"] / 1e3)
     else:
         text = format_seconds(cell["time"])
@@ -630,82 +587,71 @@ def small_text(row, cell, patched, method):
     return text
 
 
-def section_rows(rows, columns, text, target):
-    """Table rows: a title cell, one cell per column, the target."""
-    table = []
-    for row in rows:
-        cells = []
-        for column in columns:
-            cell = row["cells"][column["key"]]
-            cells.append(failure_text(cell) if cell["status"] != "ok" else
-                         text(row, cell, column["role"] == "patched"))
-        table.append([SHORT_TITLES.get(row["name"], row["name"])] + cells +
-                     [target(row)])
-    return table
-
-
-def memory_target(row):
-    if row["name"] in scenarios.OUT_OF_BAND:
+def target_text(kind, row):
+    if kind == "memory" and row["name"] in scenarios.OUT_OF_BAND:
         return "< %.2fx" % scenarios.SLACK
-    return "<= %.2fx (limit %gx)" % (row["target_max"], row["limit"])
+    if kind == "memory":
+        return "<= %.2fx (limit %gx)" % (row["target_max"], row["limit"])
+    return "" if kind == "throughput" else "C <= 1.00x, Py <= 1.02x"
 
 
-def calls_text(speed):
+def small_title(speed):
+    if speed["method"] != "instructions":
+        return ("small objects: pyperf wall clock, median time per call, "
+                "and the patched columns' ratio to their baseline (--wall, "
+                "or no valgrind)")
     calls = speed["calls"]
-    if isinstance(calls, int):    # results written before per-impl counts
-        return "%d" % calls
-    return "%d for C, %d for Py" % (calls["c"], calls["py"])
+    if isinstance(calls, dict):   # int in results before per-impl counts
+        calls = "%d for C, %d for Py" % (calls["c"], calls["py"])
+    return ("small objects: instructions per call (callgrind, "
+            "PYTHONHASHSEED=0, (count of %d + N calls - count of %d) "
+            "/ N, N = %s), and the patched columns' ratio to their "
+            "baseline" % (WARM_CALLS, WARM_CALLS, calls))
 
 
-def small_title(doc):
-    speed = doc["speed"]
-    if speed["method"] == "instructions":
-        return ("small objects: instructions per call (callgrind, "
-                "PYTHONHASHSEED=0, (count of %d + N calls - count of %d) "
-                "/ N, N = %s), and the patched columns' ratio to their "
-                "baseline" % (WARM_CALLS, WARM_CALLS, calls_text(speed)))
-    return ("small objects: pyperf wall clock, median time per call, and the "
-            "patched columns' ratio to their baseline (--wall, or no valgrind)")
+def all_rows(doc):
+    """The memory scenarios and the small-object rows of a document."""
+    return ((doc.get("memory") or {}).get("scenarios", []) +
+            (doc.get("speed") or {}).get("rows", []))
 
 
 def format_table(doc):
     """The text table of a results document."""
     columns = doc["columns"]
-    rows = []
     memory, speed = doc.get("memory"), doc.get("speed")
+    sections = []
     if memory:
-        rows.append("extra peak RSS over the payload, in payload sizes "
-                    "(payload %s)" % human_size(memory["size"]))
-        rows += section_rows(memory["scenarios"], columns, memory_text,
-                             memory_target)
-        rows.append("throughput in MB/s (10^6 bytes), warm best of %d runs; "
-                    "out-of-band: best time, and its ratio to the time at %s"
-                    % (memory["repeats"],
-                       human_size(scenarios.OOB_REFERENCE_SIZE)))
-        rows += section_rows(memory["scenarios"], columns, throughput_text,
-                             lambda row: "")
+        sections.append(("memory", memory["scenarios"], "extra peak RSS "
+                         "over the payload, in payload sizes (payload %s)"
+                         % human_size(memory["size"])))
+        sections.append(("throughput", memory["scenarios"], "throughput in "
+                         "MB/s (10^6 bytes), warm best of %d runs; "
+                         "out-of-band: best time, and its ratio to the time "
+                         "at %s" % (memory["repeats"], human_size(
+                             scenarios.OOB_REFERENCE_SIZE))))
     if speed:
-        rows.append(small_title(doc))
-        rows += section_rows(
-            speed["rows"], columns,
-            lambda row, cell, patched: small_text(row, cell, patched,
-                                                  speed["method"]),
-            lambda row: "C <= 1.00x, Py <= 1.02x")
+        sections.append((speed["method"], speed["rows"], small_title(speed)))
+    rows = []
+    for kind, section, title in sections:
+        rows.append(title)
+        rows += [[SHORT_TITLES.get(row["name"], row["name"])] + [
+            cell_text(kind, row, row["cells"][c["key"]],
+                      c["role"] == "patched") for c in columns] +
+            [target_text(kind, row)] for row in section]
     rows.append(["protocol"] + [str(c["protocol"] or "-") for c in columns] +
                 [""])
     header = ["scenario"] + [c["label"] for c in columns] + ["target"]
     widths = [max(len(r[i]) for r in [header] + rows if isinstance(r, list))
               for i in range(len(header))]
-    lines = [format_row(header, widths), "  ".join("-" * w for w in widths)]
-    lines += [row + ":" if isinstance(row, str) else format_row(row, widths)
-              for row in rows]
+    lines = []
+    for cells in [header, ["-" * w for w in widths]] + rows:
+        if isinstance(cells, str):
+            lines.append(cells + ":")
+            continue
+        middle = [c.rjust(w) for c, w in zip(cells[1:-1], widths[1:-1])]
+        lines.append("  ".join([cells[0].ljust(widths[0])] + middle +
+                               [cells[-1]]).rstrip())
     return "\n".join(lines + footnotes(doc))
-
-
-def format_row(cells, widths):
-    first = cells[0].ljust(widths[0])
-    middle = [c.rjust(w) for c, w in zip(cells[1:-1], widths[1:-1])]
-    return "  ".join([first] + middle + [cells[-1]]).rstrip()
 
 
 def footnotes(doc):
@@ -713,15 +659,13 @@ def footnotes(doc):
     labels = {c["key"]: c["label"] for c in doc["columns"]}
     lines = ['"!": a patched column misses the target of the issue.']
     for column in doc["columns"]:
+        bases = ", ".join(labels[k] for k in column["baselines"])
+        if len(column["baselines"]) > 1:
+            bases = "min(%s)" % bases
         if column["baselines"]:
-            lines.append("%s: ratio to %s" % (column["label"], " / ".join(
-                "min(%s)" % ", ".join(labels[k] for k in column["baselines"])
-                if len(column["baselines"]) > 1 else labels[k]
-                for k in column["baselines"][:1])))
+            lines.append("%s: ratio to %s" % (column["label"], bases))
     reasons = {}
-    sections = [(doc.get("memory") or {}).get("scenarios", []),
-                (doc.get("speed") or {}).get("rows", [])]
-    for row in sum(sections, []):
+    for row in all_rows(doc):
         for key, cell in row["cells"].items():
             if cell.get("status") in ("n/a", "failed"):
                 where = reasons.setdefault(
@@ -738,8 +682,7 @@ def footnotes(doc):
 def plot(doc, directory):
     """memory.png and speed.png; a sentence saying why not, or None."""
     for stale in ("memory.png", "speed.png"):
-        if (directory / stale).exists():
-            (directory / stale).unlink()
+        (directory / stale).unlink(missing_ok=True)
     try:
         import matplotlib
     except ImportError:
@@ -749,25 +692,23 @@ def plot(doc, directory):
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    if doc.get("memory"):
-        rows = doc["memory"]["scenarios"]
-        grouped_bars(pyplot, doc, rows, "extra_ratio",
-                     [row["target_max"] for row in rows],
-                     directory / "memory.png",
+    memory, speed = doc.get("memory"), doc.get("speed")
+    if memory:
+        grouped_bars(pyplot, doc["columns"], memory["scenarios"],
+                     "extra_ratio", directory / "memory.png",
                      "extra peak RSS / payload (payload %s)"
-                     % human_size(doc["memory"]["size"]))
-    if doc.get("speed"):
-        rows = doc["speed"]["rows"]
-        field = "per_call" if doc["speed"]["method"] == "instructions" \
-            else "time"
-        grouped_bars(pyplot, doc, rows, field, [], directory / "speed.png",
-                     "small objects: %s per call, log scale" % (
-                         "instructions" if field == "per_call" else "seconds"))
-    return None
+                     % human_size(memory["size"]), marks="target_max")
+    if speed:
+        counted = speed["method"] == "instructions"
+        grouped_bars(pyplot, doc["columns"], speed["rows"],
+                     "per_call" if counted else "time",
+                     directory / "speed.png",
+                     "small objects: %s per call, log scale"
+                     % ("instructions" if counted else "seconds"))
 
 
-def grouped_bars(pyplot, doc, rows, field, marks, path, title):
-    columns = doc["columns"]
+def grouped_bars(pyplot, columns, rows, field, path, title, marks=None):
+    """Bars of FIELD, a group a row; dashes at each row's MARKS field."""
     groups = [SHORT_TITLES.get(r["name"], r["name"]) for r in rows]
     figure, axes = pyplot.subplots(figsize=(max(8, 1.3 * len(groups)), 5))
     width = 0.8 / max(len(columns), 1)
@@ -777,15 +718,17 @@ def grouped_bars(pyplot, doc, rows, field, marks, path, title):
         heights = [row["cells"][column["key"]].get(field) or 0
                    for row in rows]
         axes.bar(xs, heights, width, label=column["label"])
-    for g, mark in enumerate(marks):
-        axes.hlines(mark, g - 0.45, g + 0.45, colors="black",
-                    linestyles="dashed", linewidth=1)
-    axes.set_xticks(range(len(groups)))
-    axes.set_xticklabels(groups, rotation=25, ha="right", fontsize=8)
-    axes.set_title(title + (" (dashes: target)" if marks else ""))
-    if not marks:
+    if marks:
+        for g, row in enumerate(rows):
+            axes.hlines(row[marks], g - 0.45, g + 0.45, colors="black",
+                        linestyles="dashed", linewidth=1)
+        title += " (dashes: target)"
+    else:
         # C and Python picklers differ by 50x: only a log scale shows both.
         axes.set_yscale("log")
+    axes.set_xticks(range(len(groups)))
+    axes.set_xticklabels(groups, rotation=25, ha="right", fontsize=8)
+    axes.set_title(title)
     axes.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(str(path), dpi=100)
@@ -795,29 +738,34 @@ def grouped_bars(pyplot, doc, rows, field, marks, path, title):
 # -- the verb -----------------------------------------------------------------
 
 def command_line(line, args):
-    words = ["python3", "-m", "tools", "bench"]
-    if line.name != DEFAULT_LINE:
-        words += ["--base", line.name]
-    words += ["--quick"] if args.quick else []
-    words += ["--size", args.size] if args.size else []
-    words += ["--only", args.only] if args.only else []
-    words += ["--wall"] if args.wall else []
+    words = ["python3", "-m", "tools", "bench"] + base_option(line).split()
+    for option in ("quick", "size", "only", "wall"):
+        value = getattr(args, option)
+        words += ["--" + option] if value else []
+        words += [value] if isinstance(value, str) and value else []
     return " ".join(words)
 
 
-def measure(ws, line, args, size, directory, out):
-    """Run the chosen sections; (columns, notes, memory, speed)."""
-    record = interpreter(ws, line)
+def run(ws, line, args):
+    started = time.time()
+    if args.publish:
+        # Before the run, so that a missing marker does not waste it.
+        readme_section(ws, line)
+    size = payload_size(args.size) if args.size else (
+        QUICK_SIZE if args.quick else DEFAULT_SIZE)
+    patched = interpreter(ws, line)["python"]
+    # One per line, so that benching 3.13 keeps the 3.7 results.
+    directory = ws.root / "build" / "bench" / line.name
     logs = directory / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    columns, notes = plan_columns(ws, line, record["python"], logs, out)
+    out = functools.partial(print, flush=True)
+    columns, notes = plan_columns(ws, line, patched, logs, out)
     wall = args.wall or not shutil.which("valgrind")
     if wall and args.only != "memory":
         if not args.wall:
             notes.append("no valgrind: small objects timed with pyperf "
                          "(apt-get install valgrind counts instructions)")
-        notes += filter(None, [ensure_patched_extras(
-            ws, line, record["python"], logs, out)])
+        ensure_patched_extras(ws, line, patched, logs, out, notes)
     for note in notes:
         out("note: " + note)
     probe_columns(columns, logs)
@@ -831,37 +779,19 @@ def measure(ws, line, args, size, directory, out):
     elif args.only != "memory":
         speed = run_counts(columns, QUICK_CALLS if args.quick else CALLS,
                            logs, out)
-    return columns, notes, memory, speed
-
-
-def run(ws, line, args):
-    started = time.time()
-    if args.publish:
-        # Before the run, so that a missing marker does not waste it.
-        readme_section(ws, line)
-    size = payload_size(args.size) if args.size else (
-        QUICK_SIZE if args.quick else DEFAULT_SIZE)
-    interpreter(ws, line)
-    directory = results_dir(ws, line)
-    directory.mkdir(parents=True, exist_ok=True)
-    out = lambda text: print(text, flush=True)  # noqa: E731
-    columns, notes, memory, speed = measure(ws, line, args, size, directory,
-                                            out)
     doc = {"command": command_line(line, args), "line": line.name,
            "started": datetime.datetime.fromtimestamp(started).isoformat(
                timespec="seconds"),
            "cpus": os.cpu_count(), "columns": [asdict(c) for c in columns],
            "memory": memory, "speed": speed, "notes": notes}
     failures = ["%s on %s: %s" % (row["name"], key, cell["reason"])
-                for section, rows in ((memory, "scenarios"), (speed, "rows"))
-                if section for row in section[rows]
+                for row in all_rows(doc)
                 for key, cell in row["cells"].items()
                 if cell["status"] == "failed"]
     problem = plot(doc, directory)
     doc["wall_seconds"] = round(time.time() - started, 1)
     table = format_table(doc)
-    compared = compare_table(speed, columns) if speed and \
-        speed["method"] == "wall" else None
+    compared = compare_table(speed, columns)
     (directory / "results.json").write_text(
         json.dumps(doc, indent=2, sort_keys=True) + "\n")
     (directory / "table.txt").write_text(table + "\n")
