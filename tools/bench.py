@@ -244,15 +244,7 @@ def ensure_patched_extras(ws, line, python, logs, out, notes):
 def stock_build(ws, line):
     """The record of `tools build --stock`, when its interpreter exists."""
     record = ws.read_interpreter(line, variant="stock")
-    if record is None or not Path(record["python"]).exists():
-        return None
-    return record
-
-
-def pair(prefix, role, python, baselines=((), ())):
-    """The C and Python columns of one interpreter."""
-    return [Column(prefix + "-" + impl, "", python, "pickle", impl, role, base)
-            for impl, base in zip(("c", "py"), baselines)]
+    return record if record and Path(record["python"]).exists() else None
 
 
 def plan_columns(ws, line, patched, logs, out):
@@ -266,9 +258,12 @@ def plan_columns(ws, line, patched, logs, out):
                      "have no baseline; `python3 -m tools build --stock%s` "
                      "makes one" % base_option(line))
     c_bases = ("build-c", "pickle5-c") if line.name == "3.7" else ("build-c",)
-    columns = pair("patched", "patched", patched,
-                   baselines=(c_bases, ("build-py",)))
-    columns += pair("build", "same-build", build)
+    columns = [
+        Column("patched-c", "", patched, "pickle", "c", "patched", c_bases),
+        Column("patched-py", "", patched, "pickle", "py", "patched",
+               ("build-py",)),
+        Column("build-c", "", build, "pickle", "c", "same-build"),
+        Column("build-py", "", build, "pickle", "py", "same-build")]
     if line.name != "3.7":
         return columns, notes
     found = providers.find_installed(line)
@@ -491,11 +486,13 @@ def run_wall(directory, columns, quick, logs, out):
     for column in columns:
         path = speed_dir / ("%s.json" % column.key)
         log = logs / ("speed-%s.log" % column.key)
-        if column.status != "ok" or not column.pyperf:
-            states[column.key] = column_na(column) if column.pyperf or \
-                column.status != "ok" else {
-                    "status": "n/a", "short": "no pyperf",
-                    "reason": "pyperf is not installed in %s" % column.python}
+        if column.status != "ok":
+            states[column.key] = column_na(column)
+            continue
+        if not column.pyperf:
+            states[column.key] = {"status": "n/a", "short": "no pyperf",
+                                  "reason": "pyperf is not installed in %s"
+                                            % column.python}
             continue
         out("pyperf: %s" % column.label)
         command = [column.python, RUNNER, "speed", "--module", column.module,
@@ -634,10 +631,11 @@ def format_table(doc):
     rows = []
     for kind, section, title in sections:
         rows.append(title)
-        rows += [[SHORT_TITLES.get(row["name"], row["name"])] + [
-            cell_text(kind, row, row["cells"][c["key"]],
-                      c["role"] == "patched") for c in columns] +
-            [target_text(kind, row)] for row in section]
+        for row in section:
+            cells = [cell_text(kind, row, row["cells"][c["key"]],
+                               c["role"] == "patched") for c in columns]
+            rows.append([SHORT_TITLES.get(row["name"], row["name"]), *cells,
+                         target_text(kind, row)])
     rows.append(["protocol"] + [str(c["protocol"] or "-") for c in columns] +
                 [""])
     header = ["scenario"] + [c["label"] for c in columns] + ["target"]
@@ -741,8 +739,10 @@ def command_line(line, args):
     words = ["python3", "-m", "tools", "bench"] + base_option(line).split()
     for option in ("quick", "size", "only", "wall"):
         value = getattr(args, option)
-        words += ["--" + option] if value else []
-        words += [value] if isinstance(value, str) and value else []
+        if value:
+            words.append("--" + option)
+        if value and value is not True:
+            words.append(value)
     return " ".join(words)
 
 
