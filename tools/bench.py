@@ -335,10 +335,8 @@ def probe_columns(columns, logs):
 
 @contextlib.contextmanager
 def heavy_lock(size, out):
-    """Hold /tmp/bigmem.lock around runs with a payload over 512 MiB.
-
-    When this process already has the lock file open (run under
-    `flock /tmp/bigmem.lock ...`), its caller holds the lock."""
+    """Hold /tmp/bigmem.lock around runs with a payload over 512 MiB, unless
+    this process has it open already (run under `flock /tmp/bigmem.lock`)."""
     lock = os.path.realpath(BIGMEM_LOCK)
     held = any(os.path.realpath("/proc/self/fd/" + fd) == lock
                for fd in os.listdir("/proc/self/fd"))
@@ -774,11 +772,10 @@ def run(ws, line, args):
     memory = speed = None
     if args.only != "speed":
         memory = run_memory(directory, columns, size, logs, out)
-    if args.only != "memory" and wall:
-        speed = run_wall(directory, columns, args.quick, logs, out)
-    elif args.only != "memory":
-        speed = run_counts(columns, QUICK_CALLS if args.quick else CALLS,
-                           logs, out)
+    if args.only != "memory":
+        speed = run_wall(directory, columns, args.quick, logs, out) if wall \
+            else run_counts(columns, QUICK_CALLS if args.quick else CALLS,
+                            logs, out)
     doc = {"command": command_line(line, args), "line": line.name,
            "started": datetime.datetime.fromtimestamp(started).isoformat(
                timespec="seconds"),
