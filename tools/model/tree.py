@@ -1,12 +1,10 @@
 """The applied tree: the series applied to a base in a git work tree.
 
 build/<line>/src (or a scratch tree of the tools' own checks) gets one
-commit for the base (refs/zerocopy/base) and one commit per patch, with
-the patch's author, date and message.  applied.json records what was
-applied, so that every verb can ask whether the tree is exactly the
-series of patches/ (`is_current`).
+commit for the base (refs/zerocopy/base) and one per patch; applied.json
+records what was applied, so that every verb can ask whether the tree is
+exactly the series of patches/ (`is_current`).
 """
-
 
 import json
 import re
@@ -66,8 +64,9 @@ def check_work_tree(ws, line, src, force):
             "tools refresh`, or discard them with --force"
             % (src, dirty.splitlines()[0].strip()))
     record = read_record(ws, line)
-    head = git(src, "rev-parse", "--verify", "--quiet", "HEAD", check=False)
-    if record and head.returncode == 0 and head.stdout.strip() != record["head"]:
+    head = git_out(src, "rev-parse", "--verify", "--quiet", "HEAD",
+                   check=False)
+    if record and head and head != record["head"]:
         raise UsageError(
             "%s has commits that are not in patches/: run `python3 -m tools "
             "refresh` to keep them, or apply with --force to drop them" % src)
@@ -75,14 +74,15 @@ def check_work_tree(ws, line, src, force):
 
 def base_commit(src, base):
     """Commit the base tree once; reuse it while the base is unchanged."""
-    identity = "%s %s %s" % (base.kind, base.version, base.record.get("imported"))
-    known = git(src, "config", "--get", "zerocopy.base", check=False).stdout.strip()
-    existing = git(src, "rev-parse", "--verify", "--quiet", "refs/zerocopy/base",
-                   check=False).stdout.strip()
+    identity = "%s %s %s" % (base.kind, base.version,
+                             base.record.get("imported"))
+    known = git_out(src, "config", "--get", "zerocopy.base", check=False)
+    existing = git_out(src, "rev-parse", "--verify", "--quiet",
+                       "refs/zerocopy/base", check=False)
     if existing and known == identity:
         return existing
     index = src / ".git" / "zerocopy-base-index"
-    env = {"GIT_INDEX_FILE": str(index), "GIT_WORK_TREE": str(base.tree)}
+    env = {"GIT_INDEX_FILE": str(index)}
     git(src, "--work-tree", str(base.tree), "add", "--all", "--force", ".",
         env=env)
     tree = git_out(src, "write-tree", env=env)
@@ -127,17 +127,16 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
     if base is None:
         raise UsageError(no_base_message(line))
     series = Series.load(ws.series_dir(line))
-    patches = series.patches[:upto] if upto is not None else series.patches
+    patches = series.patches[:upto]
     scratch = src is not None
-    if not scratch:
-        # The copies in new-files/<line>/ are written from the commits: one
-        # edited by hand would be lost, so say so rather than ignore it.
-        newfiles.require_copies_agree(ws, line, series)
     if scratch:
         src = Path(src)
         if (src / ".git").exists():
             git(src, "reset", "--quiet", "--hard")
     else:
+        # The copies in new-files/<line>/ are written from the commits: one
+        # edited by hand would be lost, so say so rather than ignore it.
+        newfiles.require_copies_agree(ws, line, series)
         src = ws.src_dir(line)
         check_work_tree(ws, line, src, force)
     fresh = not (src / ".git").exists()
@@ -168,28 +167,28 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
                 # hunks of files it lacks, but never the files the series
                 # adds (nor later changes to them).
                 base_files.update(patch.adds())
-                excludes = [p for p in patch.touched_files() if p not in base_files]
+                excludes = [p for p in patch.touched_files()
+                            if p not in base_files]
                 if excludes:
                     skipped[patch.name] = excludes
-            applicable = [p for p in patch.touched_files() if p not in excludes]
-            if applicable:
-                args = ["apply", "--cached", "--whitespace=nowarn"]
-                args += ["--exclude=" + p for p in excludes]
-                proc = git(src, *args, "-", env=env, input=text, check=False)
+            if set(patch.touched_files()) - set(excludes):
+                args = ["apply", "--cached", "--whitespace=nowarn",
+                        *["--exclude=" + p for p in excludes]]
                 # Another release of the line than the one the series was
                 # written against may have moved the context of a hunk;
                 # accept less context there, like patch's fuzz, and say so.
-                context = 3
-                while proc.returncode != 0 and \
-                        base.version != line.reference and context > 1:
-                    context -= 1
-                    proc = git(src, *args, "-C%d" % context, "-", env=env,
-                               input=text, check=False)
-                    if proc.returncode == 0:
-                        fuzzed[patch.name] = context
+                for context in (3, 2, 1):
+                    fuzz = ["-C%d" % context] if context < 3 else []
+                    proc = git(src, *args, *fuzz, "-", env=env, input=text,
+                               check=False)
+                    if proc.returncode == 0 or \
+                            base.version == line.reference:
+                        break
                 if proc.returncode != 0:
                     raise Failure(explain_apply_error(patch, text, proc.stderr,
                                                       base_label))
+                if context < 3:
+                    fuzzed[patch.name] = context
             tree = git_out(src, "write-tree", env=env)
             parent = git_out(
                 src, "commit-tree", tree, "-p", parent, "-F", "-",
@@ -203,27 +202,18 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
     checkout = ["checkout", "--quiet"] + (
         ["--force"] if fresh or force or scratch else [])
     git(src, *checkout, "-B", BRANCH, parent)
-    result = {"patches": [p.name for p in patches], "skipped": skipped,
-              "fuzzed": fuzzed, "src": src, "head": parent, "base": base,
-              "base_description": base_label,
-              "reference": "CPython " + line.reference}
-    if scratch:
-        return result
-    record = {
-        "base": base.record.get("imported"),
-        "base_kind": base.kind,
-        "base_version": base.version,
-        "head": parent,
-        "upto": upto,
-        "reference": line.reference,
-        "skipped": skipped,
-        "fuzzed": fuzzed,
-        "patches": patch_hashes(patches),
-        # The copies of the added files, as they were when applied.
-        "added": newfiles.copy_hashes(ws, line, series),
-    }
-    write_record(ws, line, record)
-    return result
+    if not scratch:
+        write_record(ws, line, {
+            "base": base.record.get("imported"), "base_kind": base.kind,
+            "base_version": base.version, "head": parent, "upto": upto,
+            "reference": line.reference, "skipped": skipped,
+            "fuzzed": fuzzed, "patches": patch_hashes(patches),
+            # The copies of the added files, as they were when applied.
+            "added": newfiles.copy_hashes(ws, line, series)})
+    return {"patches": [p.name for p in patches], "skipped": skipped,
+            "fuzzed": fuzzed, "src": src, "head": parent, "base": base,
+            "base_description": base_label,
+            "reference": "CPython " + line.reference}
 
 
 def apply_downstream(ws, line, lib_dir):
@@ -271,14 +261,14 @@ def ensure_applied(ws, line, out=print):
     base = basestore.select(ws, line)
     if base is None:
         raise UsageError(no_base_message(line))
+    src = ws.src_dir(line)
     if is_current(ws, line, series, record) and \
             record.get("base") == base.record.get("imported") and \
-            (ws.src_dir(line) / ".git").exists():
-        head = git_out(ws.src_dir(line), "rev-parse", "HEAD")
-        if head == record["head"]:
-            return {"src": ws.src_dir(line), "base": base, "head": head,
-                    "skipped": {}, "patches": list(record["patches"]),
-                    "base_description": base.label(), "up_to_date": True}
+            (src / ".git").exists() and \
+            git_out(src, "rev-parse", "HEAD") == record["head"]:
+        return {"src": src, "base": base, "head": record["head"],
+                "skipped": {}, "patches": list(record["patches"]),
+                "base_description": base.label()}
     result = apply_series(ws, line)
     print_result(result, out)
     return result

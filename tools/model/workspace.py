@@ -10,8 +10,6 @@ from typing import Optional
 
 from .errors import UsageError
 
-CACHE_ENV = "ZEROCOPY_PICKLE_CACHE"
-
 
 @dataclass(frozen=True)
 class Download:
@@ -86,9 +84,10 @@ LINES = {
     ),
 }
 DEFAULT_LINE = "3.7"
-# The interpreter records `tools build` writes: None for the patched
-# build, the others by name.
-INTERPRETER_VARIANTS = (None, "debug", "stock")
+# The interpreter records `tools build` writes (None: the patched build),
+# as the messages name them.
+INTERPRETER_VARIANTS = {None: "patched ", "debug": "patched debug ",
+                        "stock": "stock (same build) "}
 
 
 # The regrtest modules of the series: the pickle modules' tests, and the
@@ -109,8 +108,7 @@ def interpreter(ws, line, debug=False, stock=False):
     record = ws.read_interpreter(line, variant=variant)
     build = "python3 -m tools build%s%s" % (
         base_option(line), " --" + variant if variant else "")
-    what = {None: "patched ", "debug": "patched debug ",
-            "stock": "stock (same build) "}[variant]
+    what = INTERPRETER_VARIANTS[variant]
     if record is None:
         raise UsageError("no %sCPython %s interpreter yet: run `%s`"
                          % (what, line.name, build))
@@ -133,11 +131,10 @@ def parse_size(text, option, examples="4G or 512M"):
 
 
 def cache_root():
-    explicit = os.environ.get(CACHE_ENV)
+    explicit = os.environ.get("ZEROCOPY_PICKLE_CACHE")
     if explicit:
         return Path(explicit).expanduser().resolve()
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".cache")
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(xdg).resolve() / "zerocopy-pickle"
 
 
@@ -145,31 +142,29 @@ class Workspace:
     """Paths of one workspace checkout (the repository root)."""
 
     def __init__(self, root=None, cache=None):
-        self.root = Path(root or Path(__file__).resolve().parents[2])
-        self.root = self.root.resolve()
+        self.root = Path(root or Path(__file__).resolve().parents[2]).resolve()
         self.cache = Path(cache).resolve() if cache else cache_root()
 
-    # -- the repository
+    # -- the repository: the series, the copies of the files it adds (at
+    # their CPython paths), the overlay build's own C files (tools/build.py)
+    # and its downstream patches, what every build adds to the standard
+    # library (pickle5)
     def series_dir(self, line):
         return self.root / "patches" / line.name
 
     def new_files_dir(self, line):
-        """Copies of the files the series adds, at their CPython paths."""
         return self.root / "new-files" / line.name
 
     def manifest_path(self, line):
         return self.series_dir(line) / "bases.json"
 
     def overlay_dir(self, line):
-        """The overlay build's own C files (tools/build.py)."""
         return self.root / "interpreter" / line.name / "overlay"
 
     def overlay_series_dir(self, line):
-        """Downstream patches of the overlay build, after the series."""
         return self.root / "patches" / (line.name + "-overlay")
 
     def stdlib_extras_dir(self, line):
-        """What every build adds to the standard library (pickle5)."""
         return self.root / "interpreter" / line.name / "stdlib"
 
     # -- outside the repository
@@ -191,18 +186,13 @@ class Workspace:
         interpreter-<variant>.json for one of the others: "debug" (the
         --with-pydebug build; debug=True says the same) or "stock" (the
         base without the series, from `tools build --stock`)."""
-        if debug:
-            variant = "debug"
+        variant = "debug" if debug else variant
         if variant not in INTERPRETER_VARIANTS:
             raise ValueError("unknown interpreter variant %r" % variant)
-        name = "interpreter-%s.json" % variant if variant else \
-            "interpreter.json"
-        return self.build_dir(line) / name
+        return self.build_dir(line) / (
+            "interpreter-%s.json" % variant if variant else "interpreter.json")
 
     def read_interpreter(self, line, debug=False, variant=None):
         """The record `tools build` leaves of an interpreter it built."""
         path = self.interpreter_record(line, debug, variant)
-        if not path.exists():
-            return None
-        with open(path) as f:
-            return json.load(f)
+        return json.loads(path.read_text()) if path.exists() else None
