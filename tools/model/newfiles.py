@@ -1,10 +1,6 @@
-"""The files the series adds, and the proofs that its patches carry them.
-
-Every patch carries the files it adds; `tools refresh` also writes a copy
-of each to new-files/<line>/<its CPython path>, to be read, linted and
-reviewed as a file.  The copies are outputs: an edit made to one by hand
-is refused (`copy_problems`), never silently dropped.
-"""
+"""The files the patches add, and their copies that `tools refresh` writes
+to new-files/<line>/<CPython path> to be read, linted and reviewed.  The
+copies are outputs: an edit made to one by hand is refused, not dropped."""
 
 import contextlib
 import os

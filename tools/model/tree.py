@@ -1,10 +1,6 @@
-"""The applied tree: the series applied to a base in a git work tree.
-
-build/<line>/src (or a scratch tree of the tools' own checks) gets one
-commit for the base (refs/zerocopy/base) and one per patch; applied.json
-records what was applied, so that every verb can ask whether the tree is
-exactly the series of patches/ (`is_current`).
-"""
+"""The applied tree: build/<line>/src (or a scratch tree of the tools'
+checks) with one commit for the base (refs/zerocopy/base) and one per
+patch; applied.json records what was applied (`is_current`)."""
 
 import json
 import re
@@ -163,9 +159,8 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
             header = patch.header()
             excludes = []
             if base_files is not None:
-                # An installed base lacks the C sources: leave out the
-                # hunks of files it lacks, but never the files the series
-                # adds (nor later changes to them).
+                # An installed base lacks the C sources: leave out the hunks
+                # of the files it lacks, but not of the files the series adds.
                 base_files.update(patch.adds())
                 excludes = [p for p in patch.touched_files()
                             if p not in base_files]
@@ -291,8 +286,7 @@ def git_am_identity(ws, line, work=None, out=print):
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    applied = apply_series(ws, line, kind="source", src=work / "apply")
-    src = applied["src"]
+    src = apply_series(ws, line, kind="source", src=work / "apply")["src"]
     repo = work / "am"
     repo.mkdir()
     # The pristine base, as a user would have it: a tree of files, not the
