@@ -24,8 +24,7 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, metavar="S",
                         help="the campaign's random seed (default 0)")
     parser.add_argument("--limit", default="2G", metavar="SIZE",
-                        help="address space limit of each worker "
-                             "(default 2G)")
+                        help="address space limit of each worker (default 2G)")
     parser.add_argument("--timeout", default="10", metavar="SECONDS",
                         help="CPU time one load may take (default 10)")
     parser.add_argument("--jobs", default=str(os.cpu_count() or 1),

@@ -142,7 +142,6 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
         git(src, "config", "core.abbrev", "12")
         (src / ".git" / "info").mkdir(exist_ok=True)
         (src / ".git" / "info" / "exclude").write_text(EXCLUDES)
-    base_label = base.label()
     parent = base_commit(src, base)
     base_files = None
     if base.kind == "installed":
@@ -150,8 +149,11 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
                                  parent).splitlines())
     index = src / ".git" / "zerocopy-apply-index"
     env = {"GIT_INDEX_FILE": str(index)}
-    skipped = {}
-    fuzzed = {}
+    # Another release of the line than the one the series was written
+    # against may have moved the context of a hunk; accept less context
+    # there, like patch's fuzz, and say so.
+    contexts = (3,) if base.version == line.reference else (3, 2, 1)
+    skipped, fuzzed = {}, {}
     try:
         git(src, "read-tree", parent, env=env)
         for patch in patches:
@@ -169,19 +171,15 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
             if set(patch.touched_files()) - set(excludes):
                 args = ["apply", "--cached", "--whitespace=nowarn",
                         *["--exclude=" + p for p in excludes]]
-                # Another release of the line than the one the series was
-                # written against may have moved the context of a hunk;
-                # accept less context there, like patch's fuzz, and say so.
-                for context in (3, 2, 1):
+                for context in contexts:
                     fuzz = ["-C%d" % context] if context < 3 else []
                     proc = git(src, *args, *fuzz, "-", env=env, input=text,
                                check=False)
-                    if proc.returncode == 0 or \
-                            base.version == line.reference:
+                    if proc.returncode == 0:
                         break
                 if proc.returncode != 0:
                     raise Failure(explain_apply_error(patch, text, proc.stderr,
-                                                      base_label))
+                                                      base.label()))
                 if context < 3:
                     fuzzed[patch.name] = context
             tree = git_out(src, "write-tree", env=env)
@@ -194,9 +192,8 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
         index.unlink(missing_ok=True)
     # Check out the result: git rewrites only the files that differ from
     # what is checked out, which keeps incremental builds incremental.
-    checkout = ["checkout", "--quiet"] + (
-        ["--force"] if fresh or force or scratch else [])
-    git(src, *checkout, "-B", BRANCH, parent)
+    overwrite = ["--force"] if fresh or force or scratch else []
+    git(src, "checkout", "--quiet", *overwrite, "-B", BRANCH, parent)
     if not scratch:
         write_record(ws, line, {
             "base": base.record.get("imported"), "base_kind": base.kind,
@@ -207,7 +204,7 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
             "added": newfiles.copy_hashes(ws, line, series)})
     return {"patches": [p.name for p in patches], "skipped": skipped,
             "fuzzed": fuzzed, "src": src, "head": parent, "base": base,
-            "base_description": base_label,
+            "base_description": base.label(),
             "reference": "CPython " + line.reference}
 
 

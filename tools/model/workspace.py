@@ -40,10 +40,9 @@ class Line:
     downloads: dict         # version -> Download of the python.org tarball
     debian: Optional[DebianSource] = None
     summary: str = ""
-    # How many leading patches of the series the base itself needs to
-    # build and run with today's toolchain.  `tools build --stock` applies
-    # just these, so that the stock interpreter differs from the patched
-    # one only by the rest of the series.
+    # How many leading patches the base itself needs to build and run with
+    # today's toolchain: `tools build --stock` applies just these, so that
+    # the stock interpreter differs from the patched one by the rest only.
     toolchain_fixes: int = 0
 
 
@@ -62,10 +61,9 @@ LINES = {
         summary="PEP 574 (protocol 5, PickleBuffer, out-of-band buffers), "
                 "Pickler.reducer_override, and no-copy writes and reads of "
                 "large bytes, bytearray and str payloads",
-        # 0001 (bpo-27987, 16-byte alignment of objects): GCC 12 counts on
-        # the alignment malloc() gives, which 3.7.3's pymalloc and
-        # PyGC_Head do not; without it `import ctypes` crashes, and pip
-        # and ensurepip with it.
+        # 0001 (bpo-27987): GCC 12 counts on malloc()'s 16-byte alignment,
+        # which 3.7.3's pymalloc and PyGC_Head lack; without it `import
+        # ctypes` crashes, and pip and ensurepip with it.
         toolchain_fixes=1,
     ),
     "3.13": Line(
