@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 from . import basestore, newfiles
-from .basestore import no_base_message
 from .errors import Failure, UsageError
 from .gitutil import git, git_out, require_program, run as run_command
 from .series import Series, failed_hunk
@@ -121,21 +120,19 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
     require_program("git", "to apply the series")
     base = basestore.select(ws, line, kind)
     if base is None:
-        raise UsageError(no_base_message(line))
+        raise UsageError(basestore.no_base_message(line))
     series = Series.load(ws.series_dir(line))
     patches = series.patches[:upto]
     scratch = src is not None
-    if scratch:
-        src = Path(src)
-        if (src / ".git").exists():
-            git(src, "reset", "--quiet", "--hard")
-    else:
+    src = Path(src) if scratch else ws.src_dir(line)
+    fresh = not (src / ".git").exists()
+    if not scratch:
         # The copies in new-files/<line>/ are written from the commits: one
         # edited by hand would be lost, so say so rather than ignore it.
         newfiles.require_copies_agree(ws, line, series)
-        src = ws.src_dir(line)
         check_work_tree(ws, line, src, force)
-    fresh = not (src / ".git").exists()
+    elif not fresh:
+        git(src, "reset", "--quiet", "--hard")
     if fresh:
         src.mkdir(parents=True, exist_ok=True)
         git(src, "init", "--quiet")
@@ -252,7 +249,7 @@ def ensure_applied(ws, line, out=print):
     record = read_record(ws, line)
     base = basestore.select(ws, line)
     if base is None:
-        raise UsageError(no_base_message(line))
+        raise UsageError(basestore.no_base_message(line))
     src = ws.src_dir(line)
     if is_current(ws, line, series, record) and \
             record.get("base") == base.record.get("imported") and \
