@@ -19,48 +19,40 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def common_options():
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--base", dest="line", default=DEFAULT_LINE,
-                        choices=sorted(LINES), metavar="LINE",
-                        help="release line whose series to use: %s (default "
-                             "%s)" % (", ".join(sorted(LINES)), DEFAULT_LINE))
-    parent.add_argument("--workspace", metavar="DIR",
-                        help="workspace root (default: this checkout)")
-    parent.add_argument("--cache-dir", metavar="DIR",
-                        help="where imported bases live (default: "
-                             "$ZEROCOPY_PICKLE_CACHE or the XDG cache)")
-    return parent
-
-
 def build_parser():
     parser = Parser(prog="python3 -m tools",
                     description="Carry, build, test and upstream the "
                                 "zero-copy pickling patch series.")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB",
-                                  parser_class=Parser)
-    verbs.required = True
-    parent = common_options()
+                                  parser_class=Parser, required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--base", dest="line", default=DEFAULT_LINE,
+                        choices=sorted(LINES), metavar="LINE",
+                        help="release line whose series to use: %s (default "
+                             "%s)" % (", ".join(sorted(LINES)), DEFAULT_LINE))
+    common.add_argument("--workspace", metavar="DIR",
+                        help="workspace root (default: this checkout)")
+    common.add_argument("--cache-dir", metavar="DIR",
+                        help="where imported bases live (default: "
+                             "$ZEROCOPY_PICKLE_CACHE or the XDG cache)")
     for name in VERBS:
         module = importlib.import_module("." + name, __package__)
-        sub = verbs.add_parser(name, help=module.__doc__.strip().splitlines()[0],
-                               description=module.__doc__, parents=[parent],
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub = verbs.add_parser(
+            name, help=module.__doc__.strip().splitlines()[0],
+            description=module.__doc__, parents=[common],
+            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)
     return parser
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     ws = Workspace(args.workspace, args.cache_dir)
     try:
         return args.run(ws, LINES[args.line], args) or 0
     except ToolError as exc:
         sys.stderr.write("error: %s\n" % exc.message)
-        if exc.hint:
-            sys.stderr.write("hint: %s\n" % exc.hint)
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

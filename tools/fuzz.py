@@ -15,7 +15,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from .model.errors import UsageError
+from .model.workspace import interpreter
 
 
 def add_arguments(parser):
@@ -24,10 +24,8 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, metavar="S",
                         help="the campaign's random seed (default 0)")
     parser.add_argument("--limit", default="2G", metavar="SIZE",
-                        help="address space limit of each worker "
-                             "(default 2G)")
-    parser.add_argument("--timeout", default="10",
-                        metavar="SECONDS",
+                        help="address space limit of each worker (default 2G)")
+    parser.add_argument("--timeout", default="10", metavar="SECONDS",
                         help="CPU time one load may take (default 10)")
     parser.add_argument("--jobs", default=str(os.cpu_count() or 1),
                         metavar="J",
@@ -38,23 +36,9 @@ def add_arguments(parser):
              "unraisable) into stream 1, to see the check fail")
 
 
-def python(ws, line):
-    """The patched interpreter, found the way `tools which` finds it."""
-    record = ws.read_interpreter(line)
-    build = "python3 -m tools build" + (
-        "" if line.name == "3.7" else " --base " + line.name)
-    if record is None:
-        raise UsageError("no patched CPython %s interpreter yet: run `%s`"
-                         % (line.name, build))
-    if not os.path.exists(record["python"]):
-        raise UsageError("the patched interpreter %s is gone: run `%s`"
-                         % (record["python"], build))
-    return record["python"]
-
-
 def run(ws, line, args):
     # The campaign checks the values, and says what is wrong in one line.
-    command = [python(ws, line), "-m", "fuzz",
+    command = [interpreter(ws, line)["python"], "-m", "fuzz",
                "--count", str(args.count), "--seed", str(args.seed),
                "--limit", args.limit,
                "--timeout", args.timeout, "--jobs", args.jobs,

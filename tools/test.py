@@ -21,7 +21,6 @@ from .model.errors import Failure, UsageError
 from .model.workspace import CORE_TESTS, PICKLE_TESTS, interpreter, parse_size
 
 
-
 def add_arguments(parser):
     parser.add_argument("--bigmem", metavar="SIZE",
                         help="memory limit for bigmem tests, e.g. 4G or 8G")
@@ -36,33 +35,28 @@ def add_arguments(parser):
 
 
 def run(ws, line, args):
-    if args.refleaks:
-        record = debug_interpreter(ws, line)
-    else:
-        record = interpreter(ws, line)
+    record = (debug_interpreter(ws, line) if args.refleaks
+              else interpreter(ws, line))
     command = [record["python"], "-m", "test", "--slowest"]
     if args.bigmem:
         command += ["-M", parse_size(args.bigmem, "--bigmem")[0]]
     if args.refleaks:
         command += ["-R", "3:3"]
-    tests = args.tests
-    if tests is None:
-        tests = PICKLE_TESTS + (CORE_TESTS if record["mode"] == "full" else [])
-    command += list(args.regrtest_args) + list(tests)
+    full = record["mode"] == "full"
+    tests = args.tests or PICKLE_TESTS + (CORE_TESTS if full else [])
+    command += args.regrtest_args + tests
     print("running: " + " ".join(command), flush=True)
     proc = subprocess.run(command)
-    if args.tests is None and record["mode"] != "full":
+    rebuild = ("Import a source tree and rebuild to run them: python3 -m "
+               "tools base import PATH && python3 -m tools build")
+    if args.tests is None and not full:
         print("SKIPPED: %s: the series' changes to bytearray and memoryview "
-              "are in the core, which an %s build does not compile. Import a "
-              "source tree and rebuild to run them: python3 -m tools base "
-              "import PATH && python3 -m tools build"
-              % (", ".join(CORE_TESTS), record["mode"]))
+              "are in the core, which an %s build does not compile. %s"
+              % (", ".join(CORE_TESTS), record["mode"], rebuild))
     if not record["c_accelerator"]:
         print("SKIPPED: the tests of the C implementation (C pickler classes, "
               "_pickle refleak checks): this %s build of CPython %s has no C "
-              "accelerator. Import a source tree and rebuild to run them: "
-              "python3 -m tools base import PATH && python3 -m tools build"
-              % (record["mode"], line.name))
+              "accelerator. %s" % (record["mode"], line.name, rebuild))
     if proc.returncode != 0:
         raise Failure("regrtest failed on %s (exit status %d)"
                       % (record["python"], proc.returncode))

@@ -1,3 +1,1 @@
-"""The model the verbs share: lines, bases, the series, the applied tree.
-
-tools/README.md draws its layers."""
+"""The model the verbs share; tools/README.md draws its layers."""

@@ -6,14 +6,13 @@ import subprocess
 
 from .errors import Failure, UsageError
 
-# Commits made by the tools carry a fixed committer, so the same series
-# applied twice gives the same commit ids.
-IDENTITY = {
-    "GIT_COMMITTER_NAME": "Zero-copy pickle workspace",
-    "GIT_COMMITTER_EMAIL": "workspace@zerocopy-pickle.invalid",
-    "GIT_AUTHOR_NAME": "Zero-copy pickle workspace",
-    "GIT_AUTHOR_EMAIL": "workspace@zerocopy-pickle.invalid",
-}
+# Commits made by the tools carry a fixed identity, so that the same series
+# applied twice gives the same commit ids; the user's configuration (hooks,
+# signing, templates) stays out of the repositories the tools own.
+NAME, EMAIL = "Zero-copy pickle workspace", "workspace@zerocopy-pickle.invalid"
+GIT_ENV = {"GIT_COMMITTER_NAME": NAME, "GIT_COMMITTER_EMAIL": EMAIL,
+           "GIT_AUTHOR_NAME": NAME, "GIT_AUTHOR_EMAIL": EMAIL,
+           "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
 
 
 def require_program(name, why):
@@ -26,38 +25,28 @@ def run(args, cwd=None, env=None, check=True, input=None):
     try:
         proc = subprocess.run(args, cwd=cwd, input=input, text=True,
                               env=dict(os.environ, **(env or {})),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                              capture_output=True)
     except FileNotFoundError:
         raise UsageError("%s is not installed" % args[0]) from None
     if check and proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout or "").strip().splitlines()
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
         tail = detail[-1] if detail else "exit status %d" % proc.returncode
         raise Failure("%s failed: %s" % (" ".join(map(str, args[:3])), tail))
     return proc
 
 
-def git_env(env=None, date=None):
-    """The environment of the git the tools run in their own repositories."""
-    # Keep the user's configuration (hooks, signing, templates) out of the
-    # repositories the tools own.
-    extra = dict(IDENTITY, GIT_CONFIG_NOSYSTEM="1",
-                 GIT_CONFIG_GLOBAL=os.devnull)
-    if date:
-        extra.update(GIT_AUTHOR_DATE=date, GIT_COMMITTER_DATE=date)
-    return dict(extra, **(env or {}))
-
-
 def git(repo, *args, env=None, check=True, input=None, date=None):
     """Run git in REPO; DATE pins author and committer dates."""
-    return run(["git", "-C", str(repo)] + list(args), env=git_env(env, date),
-               check=check, input=input)
+    dates = ({"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+             if date else {})
+    return run(["git", "-C", str(repo), *args], check=check, input=input,
+               env={**GIT_ENV, **dates, **(env or {})})
 
 
 def git_bytes(repo, *args):
     """The output of git in REPO as bytes (blobs are not always text)."""
-    proc = subprocess.run(["git", "-C", str(repo)] + list(args),
-                          env=dict(os.environ, **git_env()),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True,
+                          env=dict(os.environ, **GIT_ENV))
     if proc.returncode != 0:
         tail = (proc.stderr.decode(errors="replace").strip().splitlines()
                 or ["exit status %d" % proc.returncode])[-1]

@@ -1,11 +1,6 @@
-"""The files the series adds, and the proofs that its patches carry them.
-
-Every patch carries the files it adds; `tools refresh` also writes a copy
-of each to new-files/<line>/<its CPython path>, to be read, linted and
-reviewed as a file.  The copies are outputs: `copy_problems` proves they
-agree with the patches, and an edit made to a copy by hand is refused,
-never silently dropped.
-"""
+"""The files the patches add, and their copies that `tools refresh` writes
+to new-files/<line>/<CPython path> to be read, linted and reviewed.  The
+copies are outputs: an edit made to one by hand is refused, not dropped."""
 
 import contextlib
 import os
@@ -24,8 +19,6 @@ def extract(patches, dest, unreadable=None):
     it adds it; {path: (mode, patch name)}.  With UNREADABLE (a list), a
     patch that cannot be read is appended to it and left out, rather than
     raising."""
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
     # A repository of its own, so that git apply works on DEST and not on
     # a repository DEST happens to be inside.
     git(dest, "init", "--quiet")
@@ -40,11 +33,12 @@ def extract(patches, dest, unreadable=None):
             continue
         if not created:
             continue
-        for _mode, path in created:
+        for mode, path in created:
             if path in found:
                 raise UsageError("%s adds %s, which %s adds already: a file is "
                                  "added once in a series"
                                  % (patch.name, path, found[path][1]))
+            found[path] = (mode, patch.name)
         includes = ["--include=" + path for _mode, path in created]
         proc = git(dest, "apply", "--whitespace=nowarn", *includes, "-",
                    input=patch.text(), check=False)
@@ -52,8 +46,6 @@ def extract(patches, dest, unreadable=None):
             detail = (proc.stderr.strip().splitlines() or ["?"])[0]
             raise Failure("cannot read the files %s adds: %s"
                           % (patch.name, detail.replace("error: ", "")))
-        for mode, path in created:
-            found[path] = (mode, patch.name)
     return found
 
 
@@ -69,8 +61,6 @@ def extracted(patches, unreadable=None):
 def copy_files(ws, line):
     """Paths (relative to new-files/<line>/) of the copies that exist."""
     root = ws.new_files_dir(line)
-    if not root.is_dir():
-        return []
     return sorted(str(path.relative_to(root)) for path in root.rglob("*")
                   if path.is_file() or path.is_symlink())
 
@@ -80,11 +70,11 @@ def copy_problems(ws, line, series=None):
     patches: "missing", "edited" or "stray".  Empty when they agree."""
     series = series or Series.load(ws.series_dir(line))
     root = ws.new_files_dir(line)
+    option = base_option(line)
+    refresh = "commit, and run `python3 -m tools refresh%s`" % option
+    fix = "edit it in build/%s/src, %s" % (line.name, refresh)
     problems = []
-    fix = ("edit it in build/%s/src, commit, and run `python3 -m tools "
-           "refresh%s`" % (line.name, base_option(line)))
     with tempfile.TemporaryDirectory(prefix="zerocopy-newfiles-") as work:
-        work = Path(work)
         added = extract(series.patches, work)
         for path, (mode, name) in sorted(added.items()):
             copy = root / path
@@ -94,8 +84,8 @@ def copy_problems(ws, line, series=None):
                                  "file, but %s adds it: restore it with `git "
                                  "checkout -- %s` (`python3 -m tools refresh%s` "
                                  "writes it again too)"
-                                 % (shown, name, shown, base_option(line))))
-            elif copy.read_bytes() != (work / path).read_bytes():
+                                 % (shown, name, shown, option)))
+            elif copy.read_bytes() != Path(work, path).read_bytes():
                 problems.append(("edited", "%s differs from the file %s adds: "
                                  "a copy is not the source; %s (or undo the "
                                  "edit with `git checkout -- %s`)"
@@ -103,15 +93,13 @@ def copy_problems(ws, line, series=None):
             elif (mode == "100755") != os.access(copy, os.X_OK):
                 problems.append(("edited", "%s: %s adds it with mode %s; %s"
                                  % (shown, name, mode, fix)))
-        for path in copy_files(ws, line):
-            if path not in added:
-                shown = (root / path).relative_to(ws.root)
-                problems.append(("stray", "%s is added by no patch of "
-                                 "patches/%s: to add a file, add it in "
-                                 "build/%s/src, commit, and run `python3 -m "
-                                 "tools refresh%s` (or delete the stray copy)"
-                                 % (shown, line.name, line.name,
-                                    base_option(line))))
+    for path in copy_files(ws, line):
+        if path not in added:
+            problems.append(("stray", "%s is added by no patch of patches/%s: "
+                             "to add a file, add it in build/%s/src, %s (or "
+                             "delete the stray copy)"
+                             % ((root / path).relative_to(ws.root), line.name,
+                                line.name, refresh)))
     return problems
 
 
@@ -125,11 +113,10 @@ def require_copies_agree(ws, line, series=None, allow=()):
 def copy_hashes(ws, line, series):
     """{workspace-relative path: sha256} of the copies of what SERIES adds
     (None for a missing copy): what applied.json records as "added"."""
-    root = ws.new_files_dir(line)
     hashes = {}
     for patch in series.patches:
         for path in patch.adds():
-            copy = root / path
+            copy = ws.new_files_dir(line) / path
             hashes[str(copy.relative_to(ws.root))] = \
                 basestore.sha256_file(copy) if copy.is_file() else None
     return hashes
@@ -142,24 +129,21 @@ def write_copies(ws, line, files):
     changed = []
     for path, (mode, content) in sorted(files.items()):
         target = root / path
+        executable = mode == "100755"
         if not target.is_file() or target.read_bytes() != content:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
-            changed.append(str(target.relative_to(ws.root)))
-        executable = mode == "100755"
+        elif executable == os.access(target, os.X_OK):
+            continue
         if executable != os.access(target, os.X_OK):
             target.chmod(0o755 if executable else 0o644)
-            if str(target.relative_to(ws.root)) not in changed:
-                changed.append(str(target.relative_to(ws.root)))
+        changed.append(str(target.relative_to(ws.root)))
     for path in copy_files(ws, line):
         if path not in files:
             (root / path).unlink()
             changed.append("removed " + str((root / path).relative_to(ws.root)))
-    if root.is_dir():
-        for directory in sorted((p for p in root.rglob("*") if p.is_dir()),
-                                reverse=True):
-            if not any(directory.iterdir()):
-                directory.rmdir()
-        if not any(root.iterdir()):
-            root.rmdir()
+    # Deepest first, so that a directory emptied of directories goes too.
+    for directory in sorted([root, *root.rglob("*")], reverse=True):
+        if directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
     return changed

@@ -1,12 +1,6 @@
-"""The applied tree: the series applied to a base in a git work tree.
-
-build/<line>/src (or a scratch tree of the tools' own checks) gets one
-commit for the base (refs/zerocopy/base) and one commit per patch, with
-the patch's author, date and message.  applied.json records what was
-applied, so that every verb can ask whether the tree is exactly the
-series of patches/ (`is_current`).
-"""
-
+"""The applied tree: build/<line>/src (or a scratch tree of the tools'
+checks) with one commit for the base (refs/zerocopy/base) and one per
+patch; applied.json records what was applied (`is_current`)."""
 
 import json
 import re
@@ -14,7 +8,6 @@ import shutil
 from pathlib import Path
 
 from . import basestore, newfiles
-from .basestore import no_base_message
 from .errors import Failure, UsageError
 from .gitutil import git, git_out, require_program, run as run_command
 from .series import Series, failed_hunk
@@ -66,8 +59,9 @@ def check_work_tree(ws, line, src, force):
             "tools refresh`, or discard them with --force"
             % (src, dirty.splitlines()[0].strip()))
     record = read_record(ws, line)
-    head = git(src, "rev-parse", "--verify", "--quiet", "HEAD", check=False)
-    if record and head.returncode == 0 and head.stdout.strip() != record["head"]:
+    head = git_out(src, "rev-parse", "--verify", "--quiet", "HEAD",
+                   check=False)
+    if record and head and head != record["head"]:
         raise UsageError(
             "%s has commits that are not in patches/: run `python3 -m tools "
             "refresh` to keep them, or apply with --force to drop them" % src)
@@ -75,14 +69,15 @@ def check_work_tree(ws, line, src, force):
 
 def base_commit(src, base):
     """Commit the base tree once; reuse it while the base is unchanged."""
-    identity = "%s %s %s" % (base.kind, base.version, base.record.get("imported"))
-    known = git(src, "config", "--get", "zerocopy.base", check=False).stdout.strip()
-    existing = git(src, "rev-parse", "--verify", "--quiet", "refs/zerocopy/base",
-                   check=False).stdout.strip()
+    identity = "%s %s %s" % (base.kind, base.version,
+                             base.record.get("imported"))
+    known = git_out(src, "config", "--get", "zerocopy.base", check=False)
+    existing = git_out(src, "rev-parse", "--verify", "--quiet",
+                       "refs/zerocopy/base", check=False)
     if existing and known == identity:
         return existing
     index = src / ".git" / "zerocopy-base-index"
-    env = {"GIT_INDEX_FILE": str(index), "GIT_WORK_TREE": str(base.tree)}
+    env = {"GIT_INDEX_FILE": str(index)}
     git(src, "--work-tree", str(base.tree), "add", "--all", "--force", ".",
         env=env)
     tree = git_out(src, "write-tree", env=env)
@@ -125,29 +120,25 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
     require_program("git", "to apply the series")
     base = basestore.select(ws, line, kind)
     if base is None:
-        raise UsageError(no_base_message(line))
+        raise UsageError(basestore.no_base_message(line))
     series = Series.load(ws.series_dir(line))
-    patches = series.patches[:upto] if upto is not None else series.patches
+    patches = series.patches[:upto]
     scratch = src is not None
+    src = Path(src) if scratch else ws.src_dir(line)
+    fresh = not (src / ".git").exists()
     if not scratch:
         # The copies in new-files/<line>/ are written from the commits: one
         # edited by hand would be lost, so say so rather than ignore it.
         newfiles.require_copies_agree(ws, line, series)
-    if scratch:
-        src = Path(src)
-        if (src / ".git").exists():
-            git(src, "reset", "--quiet", "--hard")
-    else:
-        src = ws.src_dir(line)
         check_work_tree(ws, line, src, force)
-    fresh = not (src / ".git").exists()
+    elif not fresh:
+        git(src, "reset", "--quiet", "--hard")
     if fresh:
         src.mkdir(parents=True, exist_ok=True)
         git(src, "init", "--quiet")
         git(src, "config", "core.abbrev", "12")
         (src / ".git" / "info").mkdir(exist_ok=True)
         (src / ".git" / "info" / "exclude").write_text(EXCLUDES)
-    base_label = base.label()
     parent = base_commit(src, base)
     base_files = None
     if base.kind == "installed":
@@ -155,8 +146,11 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
                                  parent).splitlines())
     index = src / ".git" / "zerocopy-apply-index"
     env = {"GIT_INDEX_FILE": str(index)}
-    skipped = {}
-    fuzzed = {}
+    # Another release of the line than the one the series was written
+    # against may have moved the context of a hunk; accept less context
+    # there, like patch's fuzz, and say so.
+    contexts = (3,) if base.version == line.reference else (3, 2, 1)
+    skipped, fuzzed = {}, {}
     try:
         git(src, "read-tree", parent, env=env)
         for patch in patches:
@@ -164,32 +158,27 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
             header = patch.header()
             excludes = []
             if base_files is not None:
-                # An installed base lacks the C sources: leave out the
-                # hunks of files it lacks, but never the files the series
-                # adds (nor later changes to them).
+                # An installed base lacks the C sources: leave out the hunks
+                # of the files it lacks, but not of the files the series adds.
                 base_files.update(patch.adds())
-                excludes = [p for p in patch.touched_files() if p not in base_files]
+                excludes = [p for p in patch.touched_files()
+                            if p not in base_files]
                 if excludes:
                     skipped[patch.name] = excludes
-            applicable = [p for p in patch.touched_files() if p not in excludes]
-            if applicable:
-                args = ["apply", "--cached", "--whitespace=nowarn"]
-                args += ["--exclude=" + p for p in excludes]
-                proc = git(src, *args, "-", env=env, input=text, check=False)
-                # Another release of the line than the one the series was
-                # written against may have moved the context of a hunk;
-                # accept less context there, like patch's fuzz, and say so.
-                context = 3
-                while proc.returncode != 0 and \
-                        base.version != line.reference and context > 1:
-                    context -= 1
-                    proc = git(src, *args, "-C%d" % context, "-", env=env,
-                               input=text, check=False)
+            if set(patch.touched_files()) - set(excludes):
+                args = ["apply", "--cached", "--whitespace=nowarn",
+                        *["--exclude=" + p for p in excludes]]
+                for context in contexts:
+                    fuzz = ["-C%d" % context] if context < 3 else []
+                    proc = git(src, *args, *fuzz, "-", env=env, input=text,
+                               check=False)
                     if proc.returncode == 0:
-                        fuzzed[patch.name] = context
+                        break
                 if proc.returncode != 0:
                     raise Failure(explain_apply_error(patch, text, proc.stderr,
-                                                      base_label))
+                                                      base.label()))
+                if context < 3:
+                    fuzzed[patch.name] = context
             tree = git_out(src, "write-tree", env=env)
             parent = git_out(
                 src, "commit-tree", tree, "-p", parent, "-F", "-",
@@ -200,30 +189,20 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
         index.unlink(missing_ok=True)
     # Check out the result: git rewrites only the files that differ from
     # what is checked out, which keeps incremental builds incremental.
-    checkout = ["checkout", "--quiet"] + (
-        ["--force"] if fresh or force or scratch else [])
-    git(src, *checkout, "-B", BRANCH, parent)
-    result = {"patches": [p.name for p in patches], "skipped": skipped,
-              "fuzzed": fuzzed, "src": src, "head": parent, "base": base,
-              "base_description": base_label,
-              "reference": "CPython " + line.reference}
-    if scratch:
-        return result
-    record = {
-        "base": base.record.get("imported"),
-        "base_kind": base.kind,
-        "base_version": base.version,
-        "head": parent,
-        "upto": upto,
-        "reference": line.reference,
-        "skipped": skipped,
-        "fuzzed": fuzzed,
-        "patches": patch_hashes(patches),
-        # The copies of the added files, as they were when applied.
-        "added": newfiles.copy_hashes(ws, line, series),
-    }
-    write_record(ws, line, record)
-    return result
+    overwrite = ["--force"] if fresh or force or scratch else []
+    git(src, "checkout", "--quiet", *overwrite, "-B", BRANCH, parent)
+    if not scratch:
+        write_record(ws, line, {
+            "base": base.record.get("imported"), "base_kind": base.kind,
+            "base_version": base.version, "head": parent, "upto": upto,
+            "reference": line.reference, "skipped": skipped,
+            "fuzzed": fuzzed, "patches": patch_hashes(patches),
+            # The copies of the added files, as they were when applied.
+            "added": newfiles.copy_hashes(ws, line, series)})
+    return {"patches": [p.name for p in patches], "skipped": skipped,
+            "fuzzed": fuzzed, "src": src, "head": parent, "base": base,
+            "base_description": base.label(),
+            "reference": "CPython " + line.reference}
 
 
 def apply_downstream(ws, line, lib_dir):
@@ -270,15 +249,15 @@ def ensure_applied(ws, line, out=print):
     record = read_record(ws, line)
     base = basestore.select(ws, line)
     if base is None:
-        raise UsageError(no_base_message(line))
+        raise UsageError(basestore.no_base_message(line))
+    src = ws.src_dir(line)
     if is_current(ws, line, series, record) and \
             record.get("base") == base.record.get("imported") and \
-            (ws.src_dir(line) / ".git").exists():
-        head = git_out(ws.src_dir(line), "rev-parse", "HEAD")
-        if head == record["head"]:
-            return {"src": ws.src_dir(line), "base": base, "head": head,
-                    "skipped": {}, "patches": list(record["patches"]),
-                    "base_description": base.label(), "up_to_date": True}
+            (src / ".git").exists() and \
+            git_out(src, "rev-parse", "HEAD") == record["head"]:
+        return {"src": src, "base": base, "head": record["head"],
+                "skipped": {}, "patches": list(record["patches"]),
+                "base_description": base.label()}
     result = apply_series(ws, line)
     print_result(result, out)
     return result
@@ -301,8 +280,7 @@ def git_am_identity(ws, line, work=None, out=print):
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    applied = apply_series(ws, line, kind="source", src=work / "apply")
-    src = applied["src"]
+    src = apply_series(ws, line, kind="source", src=work / "apply")["src"]
     repo = work / "am"
     repo.mkdir()
     # The pristine base, as a user would have it: a tree of files, not the

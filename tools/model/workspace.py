@@ -10,8 +10,6 @@ from typing import Optional
 
 from .errors import UsageError
 
-CACHE_ENV = "ZEROCOPY_PICKLE_CACHE"
-
 
 @dataclass(frozen=True)
 class Download:
@@ -42,10 +40,9 @@ class Line:
     downloads: dict         # version -> Download of the python.org tarball
     debian: Optional[DebianSource] = None
     summary: str = ""
-    # How many leading patches of the series the base itself needs to
-    # build and run with today's toolchain.  `tools build --stock` applies
-    # just these, so that the stock interpreter differs from the patched
-    # one only by the rest of the series.
+    # How many leading patches the base itself needs to build and run with
+    # today's toolchain: `tools build --stock` applies just these, so that
+    # the stock interpreter differs from the patched one by the rest only.
     toolchain_fixes: int = 0
 
 
@@ -64,10 +61,9 @@ LINES = {
         summary="PEP 574 (protocol 5, PickleBuffer, out-of-band buffers), "
                 "Pickler.reducer_override, and no-copy writes and reads of "
                 "large bytes, bytearray and str payloads",
-        # 0001 (bpo-27987, 16-byte alignment of objects): GCC 12 counts on
-        # the alignment malloc() gives, which 3.7.3's pymalloc and
-        # PyGC_Head do not; without it `import ctypes` crashes, and pip
-        # and ensurepip with it.
+        # 0001 (bpo-27987): GCC 12 counts on malloc()'s 16-byte alignment,
+        # which 3.7.3's pymalloc and PyGC_Head lack; without it `import
+        # ctypes` crashes, and pip and ensurepip with it.
         toolchain_fixes=1,
     ),
     "3.13": Line(
@@ -86,9 +82,10 @@ LINES = {
     ),
 }
 DEFAULT_LINE = "3.7"
-# The interpreter records `tools build` writes: None for the patched
-# build, the others by name.
-INTERPRETER_VARIANTS = (None, "debug", "stock")
+# The interpreter records `tools build` writes (None: the patched build),
+# as the messages name them.
+INTERPRETER_VARIANTS = {None: "patched ", "debug": "patched debug ",
+                        "stock": "stock (same build) "}
 
 
 # The regrtest modules of the series: the pickle modules' tests, and the
@@ -109,8 +106,7 @@ def interpreter(ws, line, debug=False, stock=False):
     record = ws.read_interpreter(line, variant=variant)
     build = "python3 -m tools build%s%s" % (
         base_option(line), " --" + variant if variant else "")
-    what = {None: "patched ", "debug": "patched debug ",
-            "stock": "stock (same build) "}[variant]
+    what = INTERPRETER_VARIANTS[variant]
     if record is None:
         raise UsageError("no %sCPython %s interpreter yet: run `%s`"
                          % (what, line.name, build))
@@ -133,11 +129,10 @@ def parse_size(text, option, examples="4G or 512M"):
 
 
 def cache_root():
-    explicit = os.environ.get(CACHE_ENV)
+    explicit = os.environ.get("ZEROCOPY_PICKLE_CACHE")
     if explicit:
         return Path(explicit).expanduser().resolve()
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".cache")
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(xdg).resolve() / "zerocopy-pickle"
 
 
@@ -145,31 +140,29 @@ class Workspace:
     """Paths of one workspace checkout (the repository root)."""
 
     def __init__(self, root=None, cache=None):
-        self.root = Path(root or Path(__file__).resolve().parents[2])
-        self.root = self.root.resolve()
+        self.root = Path(root or Path(__file__).resolve().parents[2]).resolve()
         self.cache = Path(cache).resolve() if cache else cache_root()
 
-    # -- the repository
+    # -- the repository: the series, the copies of the files it adds (at
+    # their CPython paths), the overlay build's own C files (tools/build.py)
+    # and its downstream patches, what every build adds to the standard
+    # library (pickle5)
     def series_dir(self, line):
         return self.root / "patches" / line.name
 
     def new_files_dir(self, line):
-        """Copies of the files the series adds, at their CPython paths."""
         return self.root / "new-files" / line.name
 
     def manifest_path(self, line):
         return self.series_dir(line) / "bases.json"
 
     def overlay_dir(self, line):
-        """The overlay build's own C files (tools/build.py)."""
         return self.root / "interpreter" / line.name / "overlay"
 
     def overlay_series_dir(self, line):
-        """Downstream patches of the overlay build, after the series."""
         return self.root / "patches" / (line.name + "-overlay")
 
     def stdlib_extras_dir(self, line):
-        """What every build adds to the standard library (pickle5)."""
         return self.root / "interpreter" / line.name / "stdlib"
 
     # -- outside the repository
@@ -187,22 +180,16 @@ class Workspace:
         return self.build_dir(line) / "src"
 
     def interpreter_record(self, line, debug=False, variant=None):
-        """build/<line>/interpreter.json for the patched build, or
-        interpreter-<variant>.json for one of the others: "debug" (the
-        --with-pydebug build; debug=True says the same) or "stock" (the
-        base without the series, from `tools build --stock`)."""
-        if debug:
-            variant = "debug"
+        """build/<line>/interpreter.json of the patched build, or
+        interpreter-<variant>.json of the "debug" (debug=True too) or the
+        "stock" one (the base without the series, `tools build --stock`)."""
+        variant = "debug" if debug else variant
         if variant not in INTERPRETER_VARIANTS:
             raise ValueError("unknown interpreter variant %r" % variant)
-        name = "interpreter-%s.json" % variant if variant else \
-            "interpreter.json"
-        return self.build_dir(line) / name
+        return self.build_dir(line) / (
+            "interpreter-%s.json" % variant if variant else "interpreter.json")
 
     def read_interpreter(self, line, debug=False, variant=None):
         """The record `tools build` leaves of an interpreter it built."""
         path = self.interpreter_record(line, debug, variant)
-        if not path.exists():
-            return None
-        with open(path) as f:
-            return json.load(f)
+        return json.loads(path.read_text()) if path.exists() else None
