@@ -76,8 +76,7 @@ def check_mail(patch, parser, added_root, add):
         add("FAIL", "header", exc.message)
         return
     subject = header["subject"]
-    body = header["message"].split("\n", 1)[1].strip() \
-        if "\n" in header["message"] else ""
+    body = header["message"].partition("\n")[2].strip()
     if not body:
         add("FAIL", "header", "the message has no body: explain why the "
             "change is needed, below the subject")
@@ -92,8 +91,8 @@ def check_mail(patch, parser, added_root, add):
         add("FAIL", "issue", "the subject names no issue but the placeholder "
             "%r: open the issue upstream and use its number (or drop the "
             "prefix for a plain heading)" % placeholder)
-    issues = re.split(r",\s*", ISSUE_RE.match(subject).group(1)) \
-        if ISSUE_RE.match(subject) and not placeholder else []
+    issued = ISSUE_RE.match(subject)
+    issues = re.split(r",\s*", issued[1]) if issued and not placeholder else []
     try:
         entries = news.patch_entries(patch)
     except ToolError as exc:
@@ -232,8 +231,7 @@ def check_commits(ws, line, series, adds):
     script = next((p for p in TOOL_PATHS if (src / p).is_file()), None)
     commits = git_out(src, "rev-list", "--reverse",
                       "refs/zerocopy/base..HEAD").split()
-    docs = [[p for p in git_out(src, "diff", "--name-only", c + "~1", c)
-             .split() if p.startswith("Doc/")] for c in commits]
+    docs = [git_out(src, "diff", c + "~1", c, "--", "Doc/") for c in commits]
     for index, (commit, add) in enumerate(zip(commits, adds)):
         check = git(src, "diff", "--check", commit + "~1", commit,
                     check=False).stdout.splitlines()
@@ -249,20 +247,18 @@ def check_commits(ws, line, series, adds):
             git(src, "reset", "--quiet", "--hard", commit)
             git(src, "clean", "--quiet", "-fdx")
         api = api_changes(src, commit)
-        listed = ", ".join("%s (%s)" % item for item in api)
         if not api:
             add("ok", "docs", "no public API change")
         elif docs[index]:
-            add("ok", "docs", "Doc/ changed with the API: %s" % listed)
+            add("ok", "docs", "Doc/ changed with the API: %s"
+                % ", ".join("%s (%s)" % item for item in api))
         else:
             later = {}
-            for other in range(index + 1, len(commits)):
-                text = git_out(src, "diff", commits[other] + "~1",
-                               commits[other], "--", *docs[other]) \
-                    if docs[other] else ""
+            for patch, text in zip(series.patches[index + 1:],
+                                   docs[index + 1:]):
                 for name, _ in api:
                     if name.rsplit(".", 1)[-1] in text:
-                        later.setdefault(name, series.patches[other].name)
+                        later.setdefault(name, patch.name)
             missing = [item for item in api if item[0] not in later]
             if missing:
                 add("FAIL", "docs", "changes public API and nothing under "
@@ -328,34 +324,18 @@ def recorded_warnings(ws, line, series):
 
 # -- the verb -----------------------------------------------------------------
 
-def parse_waivers(values):
+def run(ws, line, args):
+    series = Series.load(ws.series_dir(line))
+    if not series.patches:
+        raise UsageError("patches/%s/series lists no patch" % line.name)
     waivers = {}
-    for value in values:
+    for value in args.waive:
         number, _, check = value.partition(":")
         if check not in CHECKS or not number:
             raise UsageError("--waive %r is not NNNN:CHECK with CHECK one of %s"
                              % (value, ", ".join(CHECKS)))
         waivers.setdefault(number, set()).add(check)
-    return waivers
-
-
-def names_patch(key, patch_name):
-    """Whether --waive's NNNN (or a full name) is PATCH_NAME."""
-    return patch_name == key or patch_name.startswith(key + "-")
-
-
-def waived(waivers, patch_name, check):
-    return any(check in checks and names_patch(key, patch_name)
-               for key, checks in waivers.items())
-
-
-def patchcheck(ws, line, waivers=(), out=print):
-    """Run every check; (number of failing patches plus one when the series'
-    files have compiler warnings, names of the failing patches)."""
-    series = Series.load(ws.series_dir(line))
-    if not series.patches:
-        raise UsageError("patches/%s/series lists no patch" % line.name)
-    waivers = parse_waivers(waivers)
+    out = print
     parser = news.load_blurb()
     out("patchcheck of patches/%s/series (%d patch(es) against CPython %s)"
         % (line.name, len(series.patches), line.reference))
@@ -374,9 +354,13 @@ def patchcheck(ws, line, waivers=(), out=print):
     for patch, items in zip(series.patches, results):
         out(patch.name)
         for status, check, text in items:
-            if status == "FAIL" and waived(waivers, patch.name, check):
+            # --waive's NNNN (or a full name) names the patch.
+            keys = [key for key, checks in waivers.items()
+                    if check in checks and (patch.name == key or
+                                            patch.name.startswith(key + "-"))]
+            if status == "FAIL" and keys:
                 status = "waived"
-                used.add((patch.name, check))
+                used.update((key, check) for key in keys)
             elif status == "FAIL" and patch.name not in failing:
                 failing.append(patch.name)
             out("  %-6s %-10s %s" % (status, check, text))
@@ -417,15 +401,9 @@ def patchcheck(ws, line, waivers=(), out=print):
             % where)
     for key, checks in waivers.items():
         for check in checks:
-            if not any(names_patch(key, name)
-                       for name, c in used if c == check):
+            if (key, check) not in used:
                 out("note: --waive %s:%s matches no problem any more; drop it"
                     % (key, check))
-    return count, failing
-
-
-def run(ws, line, args):
-    count, failing = patchcheck(ws, line, args.waive)
     if count:
         names = ", ".join(failing) or "new-files/%s or the series' compiler " \
             "warnings" % line.name
