@@ -65,7 +65,7 @@ def elapsed(seconds):
 
 # -- static checks ------------------------------------------------------------
 
-def static_checks(ws, line, series, out):
+def static_checks(ws, line, series, source, out):
     """NEWS entry per patch, validated by blurb, the copies of the added
     files, and git am of the series; the failures, as one-line texts."""
     parser = news.require_blurb("to validate the NEWS entries of the series")
@@ -102,7 +102,6 @@ def static_checks(ws, line, series, out):
     else:
         out("  ok   new-files/%s holds exactly the files the patches add"
             % line.name)
-    source = basestore.load(ws, line, "source")
     if source is None or source.version != line.reference:
         out("  SKIPPED git am of the series on the pristine base: it needs the "
             "CPython %s source base (`python3 -m tools base download%s`)"
@@ -174,8 +173,7 @@ def walk_full(ws, line, series, check_dir, jobs, out):
         started = time.monotonic()
         label = "prefix %d/%d (..%s)" % (number, total, patch.name)
         try:
-            applied = apply_series(ws, line, kind="source", upto=number,
-                                   src=src)
+            applied = apply_series(ws, line, kind="source", upto=number, src=src)
         except Failure as exc:
             out("%s: FAILED to apply" % label)
             return "%s (prefix %d/%d)" % (exc.message, number, total), None
@@ -389,8 +387,8 @@ def run(ws, line, args):
 def check_line(ws, line, args, series, check_dir):
     started = time.monotonic()
     out = functools.partial(print, flush=True)
-    failures = static_checks(ws, line, series, out)
     source = basestore.load(ws, line, "source")
+    failures = static_checks(ws, line, series, source, out)
     installed = basestore.load(ws, line, "installed")
     if args.docs and source is None:
         raise UsageError("--docs needs a source base (Doc/): run `python3 -m "

@@ -32,7 +32,7 @@ from pathlib import Path
 from .model import basestore, newfiles, news
 from .model.errors import Failure, ToolError, UsageError
 from .model.gitutil import git, git_out
-from .model.series import Series, parse_header
+from .model.series import Series
 from .model.tree import (apply_downstream, apply_series, is_current,
                          read_record)
 from .model.workspace import base_option
@@ -71,7 +71,7 @@ def add_arguments(parser):
 def check_mail(patch, parser, added_root, add):
     """header, issue and news, from the patch alone."""
     try:
-        header = parse_header(patch.text(), patch.name)
+        header = patch.header()
     except UsageError as exc:
         add("FAIL", "header", exc.message)
         return
@@ -141,8 +141,7 @@ def run_base_patchcheck(src, script, add):
         fixed = re.match(r"^Fixing (.+) whitespace \.\.\. (\d+) file", text)
         if fixed and fixed.group(2) != "0":
             clean = False
-            paths = [l.strip() for l in lines[number + 1:number + 1
-                                               + int(fixed.group(2))]]
+            paths = [l.strip() for l in lines[number + 1:][:int(fixed[2])]]
             add("FAIL", "whitespace", "%s: %s whitespace to fix in %s (`make "
                 "patchcheck` fixes it)" % (script, fixed.group(1),
                                            ", ".join(paths)))
@@ -231,7 +230,8 @@ def check_commits(ws, line, series, adds):
     script = next((p for p in TOOL_PATHS if (src / p).is_file()), None)
     commits = git_out(src, "rev-list", "--reverse",
                       "refs/zerocopy/base..HEAD").split()
-    docs = [git_out(src, "diff", c + "~1", c, "--", "Doc/") for c in commits]
+    docs = [[p for p in git_out(src, "diff", "--name-only", c + "~1", c)
+             .split() if p.startswith("Doc/")] for c in commits]
     for index, (commit, add) in enumerate(zip(commits, adds)):
         check = git(src, "diff", "--check", commit + "~1", commit,
                     check=False).stdout.splitlines()
@@ -247,18 +247,20 @@ def check_commits(ws, line, series, adds):
             git(src, "reset", "--quiet", "--hard", commit)
             git(src, "clean", "--quiet", "-fdx")
         api = api_changes(src, commit)
+        listed = ", ".join("%s (%s)" % item for item in api)
         if not api:
             add("ok", "docs", "no public API change")
         elif docs[index]:
-            add("ok", "docs", "Doc/ changed with the API: %s"
-                % ", ".join("%s (%s)" % item for item in api))
+            add("ok", "docs", "Doc/ changed with the API: %s" % listed)
         else:
             later = {}
-            for patch, text in zip(series.patches[index + 1:],
-                                   docs[index + 1:]):
+            for other in range(index + 1, len(commits)):
+                text = git_out(src, "diff", commits[other] + "~1",
+                               commits[other], "--", *docs[other]) \
+                    if docs[other] else ""
                 for name, _ in api:
                     if name.rsplit(".", 1)[-1] in text:
-                        later.setdefault(name, patch.name)
+                        later.setdefault(name, series.patches[other].name)
             missing = [item for item in api if item[0] not in later]
             if missing:
                 add("FAIL", "docs", "changes public API and nothing under "
@@ -266,8 +268,6 @@ def check_commits(ws, line, series, adds):
             for name, where in sorted(later.items()):
                 add("info", "docs", "%s is documented later, by %s"
                     % (name, where))
-    git(src, "checkout", "--quiet", "--force", commits[-1] if commits
-        else "HEAD")
     return None if script else "%s has none of %s" % (base.label(),
                                                      ", ".join(TOOL_PATHS))
 
