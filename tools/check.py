@@ -17,6 +17,7 @@ byte-compiled, and what was skipped is said.  Logs: build/<line>/check/logs.
 import fcntl
 import functools
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -26,7 +27,6 @@ import time
 from pathlib import Path
 
 from .model import basestore, newfiles, news
-from .model.basestore import no_base_message
 from .model.make import (applied_paths, configure_and_make, count_warnings,
                           run_logged)
 from .model.tree import apply_series, git_am_identity
@@ -65,13 +65,33 @@ def elapsed(seconds):
 
 # -- static checks ------------------------------------------------------------
 
-def static_checks(ws, line, series, out):
+def static_checks(ws, line, series, source, out):
     """NEWS entry per patch, validated by blurb, the copies of the added
     files, and git am of the series; the failures, as one-line texts."""
     parser = news.require_blurb("to validate the NEWS entries of the series")
     out("static checks (blurb %s):" % parser[1])
+    failing = []
     with newfiles.extracted(series.patches) as added_root:
-        failing = news_checks(series, parser, added_root, out)
+        for patch in series.patches:
+            entries = news.patch_entries(patch)
+            problems = [] if entries else [
+                "adds no NEWS entry (Misc/NEWS.d/next/<Section>/<file>.rst, "
+                "committed with the patch)"]
+            accepted = []
+            for path in entries:
+                metadata, problem = news.validate(parser, added_root / path)
+                if problem:
+                    problems.append("%s: %s" % (path, problem))
+                else:
+                    accepted.append("%s (%s, %s)" % (
+                        Path(path).name, metadata.get("section"),
+                        metadata["issue"]))
+            for problem in problems:
+                out("  FAIL %s: %s" % (patch.name, problem))
+            if problems:
+                failing.append(patch.name)
+            else:
+                out("  ok   %s: NEWS %s" % (patch.name, ", ".join(accepted)))
     failures = ["no valid NEWS entry in %s" % ", ".join(failing)] \
         if failing else []
     copies = newfiles.copy_problems(ws, line, series)
@@ -82,46 +102,17 @@ def static_checks(ws, line, series, out):
     else:
         out("  ok   new-files/%s holds exactly the files the patches add"
             % line.name)
-    source = basestore.load(ws, line, "source")
     if source is None or source.version != line.reference:
         out("  SKIPPED git am of the series on the pristine base: it needs the "
             "CPython %s source base (`python3 -m tools base download%s`)"
             % (line.reference, base_option(line)))
     else:
         try:
-            git_am_identity(ws, line, out=lambda text: out("  ok   "
-                                                                    + text))
+            git_am_identity(ws, line, out=lambda text: out("  ok   " + text))
         except Failure as exc:
             out("  FAIL " + exc.message)
             failures.append(exc.message)
     return failures
-
-
-def news_checks(series, parser, added_root, out):
-    """NEWS entry per patch, validated by blurb; the names of failing patches."""
-    failing = []
-    for patch in series.patches:
-        entries = news.patch_entries(patch)
-        problems = []
-        if not entries:
-            problems.append("adds no NEWS entry (Misc/NEWS.d/next/<Section>/"
-                            "<file>.rst, committed with the patch)")
-        accepted = []
-        for path in entries:
-            metadata, problem = news.validate(parser, added_root / path)
-            if problem:
-                problems.append("%s: %s" % (path, problem))
-            else:
-                accepted.append("%s (%s, %s)" % (
-                    Path(path).name, metadata.get("section"),
-                    metadata["issue"]))
-        if problems:
-            failing.append(patch.name)
-            for problem in problems:
-                out("  FAIL %s: %s" % (patch.name, problem))
-        else:
-            out("  ok   %s: NEWS %s" % (patch.name, ", ".join(accepted)))
-    return failing
 
 
 # -- one prefix ---------------------------------------------------------------
@@ -133,9 +124,7 @@ def listed_after(log, header, more):
     lines = log.read_text(errors="replace").splitlines()
     for index, text in enumerate(lines):
         if header.match(text.strip()):
-            for following in lines[index + 1:]:
-                if not more(following):
-                    break
+            for following in itertools.takewhile(more, lines[index + 1:]):
                 names.extend(following.split())
     return names
 
@@ -145,48 +134,29 @@ def failed_extensions(log):
     return listed_after(log, EXTENSION_FAILURES, str.strip)
 
 
-def build_prefix(src, obj, head, log, jobs):
-    """configure (once) and make in OBJ; raise Failure when it breaks."""
-    configure_and_make(src, obj, [], head, jobs, log)
-    broken = failed_extensions(log)
-    if broken:
-        raise Failure("extension module(s) %s did not build or import (see "
-                      "%s)" % (", ".join(broken), log))
-
-
-def first_error(log):
-    """The first compiler or linker error of a build log, if any."""
-    for text in log.read_text(errors="replace").splitlines():
-        if re.search(r"\berror:|undefined reference", text):
-            return text.strip()
-    return None
-
-
-def python_of(obj):
-    for name in ("python", "python.exe"):
-        if (obj / name).exists():
-            return obj / name
-    raise Failure("the build in %s made no python" % obj)
-
-
 def clean_env():
     return {name: value for name, value in os.environ.items() if name not in
             ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE")}
 
 
-def run_tests(obj, tests, log):
-    """regrtest on the built python; (ok, failed test names)."""
-    command = [str(python_of(obj)), "-m", "test"] + tests
+def failed_tests(obj, tests, log):
+    """regrtest on the built python; what failed, or None."""
+    python = next((obj / name for name in ("python", "python.exe")
+                   if (obj / name).exists()), None)
+    if python is None:
+        raise Failure("the build in %s made no python" % obj)
+    command = [str(python), "-m", "test"] + tests
     with open(log, "w") as f:
         f.write("$ %s\n" % " ".join(command))
         f.flush()
         proc = subprocess.run(command, cwd=str(obj), stdout=f,
                               stderr=subprocess.STDOUT, env=clean_env())
+    if proc.returncode == 0:
+        return None
     failed = listed_after(log, FAILED_TESTS,
                           lambda text: text.startswith(" "))
-    failed = list(dict.fromkeys(failed))
-    return proc.returncode == 0, failed or ([] if proc.returncode == 0 else
-                                            ["exit status %d" % proc.returncode])
+    return ", ".join(dict.fromkeys(failed)) or \
+        "exit status %d" % proc.returncode
 
 
 # -- the walk -----------------------------------------------------------------
@@ -220,13 +190,19 @@ def walk_full(ws, line, series, check_dir, jobs, out):
                 if path.endswith(".c") and (src / path).exists():
                     os.utime(src / path)
         try:
-            build_prefix(src, obj, applied["head"], build_log, jobs)
+            configure_and_make(src, obj, [], applied["head"], jobs, build_log)
+            broken = failed_extensions(build_log)
+            if broken:
+                raise Failure("extension module(s) %s did not build or import "
+                              "(see %s)" % (", ".join(broken), build_log))
         except Failure as exc:
             out("%s: build FAILED after %s" % (label, elapsed(time.monotonic()
                                                                - started)))
-            first = first_error(build_log)
+            first = [text.strip() for text in
+                     build_log.read_text(errors="replace").splitlines()
+                     if re.search(r"\berror:|undefined reference", text)]
             if first:
-                out("    " + first)
+                out("    " + first[0])
             return "%s breaks the build (prefix %d/%d): %s" % (
                 patch.name, number, total, exc.message), None
         built = time.monotonic() - started
@@ -234,23 +210,19 @@ def walk_full(ws, line, series, check_dir, jobs, out):
         tests = [name for name in TESTS
                  if (src / "Lib" / "test" / (name + ".py")).exists()]
         test_log = logs / ("prefix-%d-tests.log" % number)
-        ok, failed = run_tests(obj, tests, test_log)
-        seconds = time.monotonic() - started
-        summary = "%s: build ok (%s, %d warning(s) in the series' files), " \
-            "%s %s (%s)" % (label, elapsed(built), len(warnings),
-                            " ".join(tests), "pass" if ok else "FAIL",
-                            elapsed(seconds - built))
-        out(summary)
+        failed = failed_tests(obj, tests, test_log)
+        out("%s: build ok (%s, %d warning(s) in the series' files), %s %s (%s)"
+            % (label, elapsed(built), len(warnings), " ".join(tests),
+               "FAIL" if failed else "pass",
+               elapsed(time.monotonic() - started - built)))
         for text in warnings:
             out("    warning: " + text)
-        if not ok:
+        if failed:
             return "%s breaks the tests (prefix %d/%d): %s failed; see %s" % (
-                patch.name, number, total, ", ".join(failed), test_log), None
-        if number == total:
-            warnings_record.write_text(json.dumps(
-                {"fingerprint": fingerprint, "warnings": warnings,
-                 "log": str(build_log), "head": applied["head"]},
-                indent=2) + "\n")
+                patch.name, number, total, failed, test_log), None
+    warnings_record.write_text(json.dumps(
+        {"fingerprint": fingerprint, "warnings": warnings,
+         "log": str(build_log), "head": applied["head"]}, indent=2) + "\n")
     return None, src
 
 
@@ -310,7 +282,7 @@ def docs_python(ws, line, explicit):
     return found[0]
 
 
-def docs_venv(ws, line, python, out):
+def docs_venv(ws, line, python, log, out):
     """A venv with the pinned docs requirements of the line; its bin/."""
     relative = DOCS_REQUIREMENTS.get(line.name)
     if relative is None or not (ws.root / relative).exists():
@@ -327,40 +299,35 @@ def docs_venv(ws, line, python, out):
     if venv.exists():
         shutil.rmtree(venv)
     out("creating the docs venv %s with %s and %s" % (venv, python, relative))
-    log = ws.build_dir(line) / "check" / "logs" / "docs-venv.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     pip = [str(venv / "bin" / "python"), "-m", "pip"]
-    run_logged([python, "-m", "venv", str(venv)], ws.root, log,
-               "creating the venv")
-    run_logged(pip + ["install", "--quiet", "--disable-pip-version-check",
-                      "--no-deps", "-r", str(requirements)],
-               ws.root, log, "installing %s (from PyPI)" % relative)
-    run_logged(pip + ["check"], ws.root, log,
-               "pip check of the docs requirements")
+    for command, what in (
+            ([python, "-m", "venv", str(venv)], "creating the venv"),
+            (pip + ["install", "--quiet", "--disable-pip-version-check",
+                    "--no-deps", "-r", str(requirements)],
+             "installing %s (from PyPI)" % relative),
+            (pip + ["check"], "pip check of the docs requirements")):
+        run_logged(command, ws.root, log, what)
     stamp.write_text(wanted + "\n")
     return venv / "bin"
 
 
-def sphinx_version(bin_dir):
-    proc = subprocess.run([str(bin_dir / "python"), "-c",
-                           "import sphinx; print(sphinx.__version__)"],
-                          stdout=subprocess.PIPE, text=True)
-    return proc.stdout.strip() or "?"
-
-
-def build_docs(ws, line, series, src, jobs, python, out):
-    """Build Doc/ of SRC like CPython's Doc/Makefile; problems or []."""
-    bin_dir = docs_venv(ws, line, python, out)
-    version = sphinx_version(bin_dir)
+def build_docs(ws, line, src, jobs, python, out):
+    """Build Doc/ of SRC like CPython's Doc/Makefile; (problems, Sphinx)."""
+    logs = ws.build_dir(line) / "check" / "logs"
+    bin_dir = docs_venv(ws, line, python, logs / "docs-venv.log", out)
+    logs.mkdir(parents=True, exist_ok=True)
+    version = subprocess.run([str(bin_dir / "python"), "-c",
+                              "import sphinx; print(sphinx.__version__)"],
+                             stdout=subprocess.PIPE, text=True).stdout.strip()
+    version = version or "?"
     touched = [path for path in applied_paths(src)
                if path.startswith("Doc/") and path.endswith((".rst", ".inc"))]
     # Sphinx reports the warnings of the files it reads: make it read the
     # ones the series touches again, even when they did not change.
     for path in touched:
         os.utime(src / path)
-    logs = ws.build_dir(line) / "check" / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     warnings_file = logs / "docs-warnings.txt"
     warnings_file.unlink(missing_ok=True)
     log = logs / "docs.log"
@@ -368,10 +335,6 @@ def build_docs(ws, line, series, src, jobs, python, out):
     started = time.monotonic()
     out("building the docs with Sphinx %s (Doc/Makefile's check and html; "
         "log: %s)" % (version, log))
-    common = ["PYTHON=%s" % (bin_dir / "python"),
-              "SPHINXBUILD=%s" % (bin_dir / "sphinx-build"),
-              "BLURB=%s" % (bin_dir / "blurb")]
-    problems = []
     # `make check` runs rstlint on Doc/; build/ (the output of earlier
     # builds, kept for incremental ones) is left out as well.
     check = subprocess.run([str(bin_dir / "python"), "tools/rstlint.py",
@@ -381,11 +344,13 @@ def build_docs(ws, line, series, src, jobs, python, out):
                            text=True)
     with open(log, "a") as f:
         f.write(check.stdout)
-    for text in check.stdout.splitlines():
-        if any(path[len("Doc/"):] + ":" in text for path in touched):
-            problems.append("rstlint: " + text.strip())
-    run_logged(["make", "html"] + common +
-               ["SPHINXOPTS=-j%d -w %s" % (jobs, warnings_file)],
+    problems = ["rstlint: " + text.strip()
+                for text in check.stdout.splitlines()
+                if any(path[len("Doc/"):] + ":" in text for path in touched)]
+    run_logged(["make", "html", "PYTHON=%s" % (bin_dir / "python"),
+                "SPHINXBUILD=%s" % (bin_dir / "sphinx-build"),
+                "BLURB=%s" % (bin_dir / "blurb"),
+                "SPHINXOPTS=-j%d -w %s" % (jobs, warnings_file)],
                src / "Doc", log, "the docs build (Sphinx %s)" % version)
     found = warnings_file.read_text(errors="replace").splitlines() \
         if warnings_file.exists() else []
@@ -407,32 +372,29 @@ def run(ws, line, args):
     series = Series.load(ws.series_dir(line))
     if not series.patches:
         raise UsageError("patches/%s/series lists no patch" % line.name)
-    started = time.monotonic()
-    out = functools.partial(print, flush=True)
     check_dir = ws.build_dir(line) / "check"
     check_dir.mkdir(parents=True, exist_ok=True)
-    lock = open(check_dir / "lock", "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        lock.close()
-        raise UsageError("another `tools check` of %s is running (it holds "
-                         "%s): wait for it" % (line.name, check_dir / "lock"))
-    try:
-        return check_line(ws, line, args, series, check_dir, started, out)
-    finally:
-        lock.close()
+    with open(check_dir / "lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UsageError("another `tools check` of %s is running (it "
+                             "holds %s): wait for it"
+                             % (line.name, check_dir / "lock"))
+        return check_line(ws, line, args, series, check_dir)
 
 
-def check_line(ws, line, args, series, check_dir, started, out):
-    failures = static_checks(ws, line, series, out)
+def check_line(ws, line, args, series, check_dir):
+    started = time.monotonic()
+    out = functools.partial(print, flush=True)
     source = basestore.load(ws, line, "source")
+    failures = static_checks(ws, line, series, source, out)
     installed = basestore.load(ws, line, "installed")
     if args.docs and source is None:
         raise UsageError("--docs needs a source base (Doc/): run `python3 -m "
                          "tools base import PATH` or `python3 -m tools base "
                          "download`%s" % base_option(line))
-    docs_src = None
+    docs_src = failure = None
     if args.fast:
         out("--fast: no prefix was built or tested")
     elif source is not None:
@@ -440,27 +402,25 @@ def check_line(ws, line, args, series, check_dir, started, out):
             % (len(series.patches), source.describe(), check_dir))
         failure, docs_src = walk_full(ws, line, series, check_dir, args.jobs,
                                       out)
-        if failure:
-            failures.append(failure)
     elif installed is not None:
-        out("no source base: checking every prefix on %s" % installed.describe())
+        out("no source base: checking every prefix on %s"
+            % installed.describe())
         failure = walk_installed(ws, line, series, check_dir, installed, out)
-        if failure:
-            failures.append(failure)
         out("SKIPPED: building CPython and running %s for each prefix: the "
             "installed base has no C sources. Enable it with `python3 -m tools "
             "base download%s` (or `base import PATH` of a source tree)"
             % (" ".join(TESTS), base_option(line)))
     else:
-        raise UsageError(no_base_message(line))
+        raise UsageError(basestore.no_base_message(line))
+    if failure:
+        failures.append(failure)
     if args.docs and (not failures or args.fast):
         if docs_src is None:
-            applied = apply_series(ws, line, kind="source",
-                                   src=check_dir / "src")
-            docs_src = applied["src"]
+            docs_src = apply_series(ws, line, kind="source",
+                                    src=check_dir / "src")["src"]
         python = docs_python(ws, line, args.docs_python)
-        problems, version = build_docs(ws, line, series, docs_src, args.jobs,
-                                       python, out)
+        problems, version = build_docs(ws, line, docs_src, args.jobs, python,
+                                       out)
         for problem in problems:
             out("  FAIL " + problem)
         if problems:

@@ -18,35 +18,16 @@ CUDDLED_ELSE = re.compile(r"\}\s*else\b")
 # A definition's header line with the name in column 1: `name(`.
 NAME_IN_COLUMN_1 = re.compile(r"^\**[A-Za-z_]\w*\s*\(")
 STRINGS = re.compile(r'"(?:\\.|[^"\\])*"' + r"|'(?:\\.|[^'\\])*'")
+# A closed /* comment, a // comment (kept as "//"), an open /* comment.
+COMMENT = re.compile(r"/\*.*?\*/|(//).*|(/\*).*")
 
 
 def code_part(line, in_comment):
     """LINE without string literals and comments; and whether a /* comment
     is still open at its end."""
-    line = STRINGS.sub('""', line)
-    out = []
-    index = 0
-    while index < len(line):
-        if in_comment:
-            end = line.find("*/", index)
-            if end < 0:
-                return "".join(out), True
-            index = end + 2
-            in_comment = False
-            continue
-        start = line.find("/*", index)
-        slashes = line.find("//", index)
-        if slashes >= 0 and (start < 0 or slashes < start):
-            out.append(line[index:slashes])
-            out.append("//")
-            return "".join(out), False
-        if start < 0:
-            out.append(line[index:])
-            break
-        out.append(line[index:start])
-        index = start + 2
-        in_comment = True
-    return "".join(out), in_comment
+    code = ("/*" if in_comment else "") + STRINGS.sub('""', line)
+    comments = list(COMMENT.finditer(code))
+    return COMMENT.sub(r"\1", code), bool(comments and comments[-1][2])
 
 
 def check_text(path, text):
@@ -72,11 +53,10 @@ def check_text(path, text):
         if len(line) > MAX_LINE:
             problem(number, "line of %d characters (PEP 7: at most %d)"
                     % (len(line), MAX_LINE))
-        code, in_comment_after = code_part(line, in_comment)
+        code, in_comment = code_part(line, in_comment)
         was_macro = in_macro
         in_macro = line.rstrip().endswith("\\") and (
             was_macro or line.lstrip().startswith("#"))
-        in_comment = in_comment_after
         if was_macro or code.lstrip().startswith("#"):
             continue
         if "//" in code:
@@ -86,8 +66,6 @@ def check_text(path, text):
             problem(number, "no space between '%s' and '('" % match.group(1))
         if CUDDLED_ELSE.search(code):
             problem(number, "'else' belongs on the line after '}' (PEP 7)")
-        if code.rstrip() == "{" and not line.startswith("{"):
-            continue
         if line.startswith("{") and line.strip() == "{":
             header = definition_header(lines, number - 1)
             if header is not None and not NAME_IN_COLUMN_1.match(
@@ -103,22 +81,19 @@ def check_text(path, text):
 
 def definition_header(lines, brace_index):
     """Index of the line of a definition's header that holds `name(`."""
+    header = None
     index = brace_index - 1
-    seen = []
     while index >= 0 and lines[index].strip() and \
             not lines[index].rstrip().endswith((";", "}", "*/")):
-        seen.append(index)
+        if "(" in lines[index]:
+            header = index
         index -= 1
-    for candidate in reversed(seen):
-        if "(" in lines[candidate]:
-            return candidate
-    return None
+    return header
 
 
 def main(argv=None):
-    paths = sys.argv[1:] if argv is None else argv
     problems = []
-    for path in paths:
+    for path in sys.argv[1:] if argv is None else argv:
         try:
             with open(path, encoding="utf-8") as f:
                 text = f.read()

@@ -32,7 +32,7 @@ from pathlib import Path
 from .model import basestore, newfiles, news
 from .model.errors import Failure, ToolError, UsageError
 from .model.gitutil import git, git_out
-from .model.series import Series, parse_header
+from .model.series import Series
 from .model.tree import (apply_downstream, apply_series, is_current,
                          read_record)
 from .model.workspace import base_option
@@ -71,13 +71,12 @@ def add_arguments(parser):
 def check_mail(patch, parser, added_root, add):
     """header, issue and news, from the patch alone."""
     try:
-        header = parse_header(patch.text(), patch.name)
+        header = patch.header()
     except UsageError as exc:
         add("FAIL", "header", exc.message)
         return
     subject = header["subject"]
-    body = header["message"].split("\n", 1)[1].strip() \
-        if "\n" in header["message"] else ""
+    body = header["message"].partition("\n")[2].strip()
     if not body:
         add("FAIL", "header", "the message has no body: explain why the "
             "change is needed, below the subject")
@@ -92,8 +91,8 @@ def check_mail(patch, parser, added_root, add):
         add("FAIL", "issue", "the subject names no issue but the placeholder "
             "%r: open the issue upstream and use its number (or drop the "
             "prefix for a plain heading)" % placeholder)
-    issues = re.split(r",\s*", ISSUE_RE.match(subject).group(1)) \
-        if ISSUE_RE.match(subject) and not placeholder else []
+    issued = ISSUE_RE.match(subject)
+    issues = re.split(r",\s*", issued[1]) if issued and not placeholder else []
     try:
         entries = news.patch_entries(patch)
     except ToolError as exc:
@@ -142,8 +141,7 @@ def run_base_patchcheck(src, script, add):
         fixed = re.match(r"^Fixing (.+) whitespace \.\.\. (\d+) file", text)
         if fixed and fixed.group(2) != "0":
             clean = False
-            paths = [l.strip() for l in lines[number + 1:number + 1
-                                               + int(fixed.group(2))]]
+            paths = [l.strip() for l in lines[number + 1:][:int(fixed[2])]]
             add("FAIL", "whitespace", "%s: %s whitespace to fix in %s (`make "
                 "patchcheck` fixes it)" % (script, fixed.group(1),
                                            ", ".join(paths)))
@@ -270,8 +268,6 @@ def check_commits(ws, line, series, adds):
             for name, where in sorted(later.items()):
                 add("info", "docs", "%s is documented later, by %s"
                     % (name, where))
-    git(src, "checkout", "--quiet", "--force", commits[-1] if commits
-        else "HEAD")
     return None if script else "%s has none of %s" % (base.label(),
                                                      ", ".join(TOOL_PATHS))
 
@@ -328,34 +324,18 @@ def recorded_warnings(ws, line, series):
 
 # -- the verb -----------------------------------------------------------------
 
-def parse_waivers(values):
+def run(ws, line, args):
+    series = Series.load(ws.series_dir(line))
+    if not series.patches:
+        raise UsageError("patches/%s/series lists no patch" % line.name)
     waivers = {}
-    for value in values:
+    for value in args.waive:
         number, _, check = value.partition(":")
         if check not in CHECKS or not number:
             raise UsageError("--waive %r is not NNNN:CHECK with CHECK one of %s"
                              % (value, ", ".join(CHECKS)))
         waivers.setdefault(number, set()).add(check)
-    return waivers
-
-
-def names_patch(key, patch_name):
-    """Whether --waive's NNNN (or a full name) is PATCH_NAME."""
-    return patch_name == key or patch_name.startswith(key + "-")
-
-
-def waived(waivers, patch_name, check):
-    return any(check in checks and names_patch(key, patch_name)
-               for key, checks in waivers.items())
-
-
-def patchcheck(ws, line, waivers=(), out=print):
-    """Run every check; (number of failing patches plus one when the series'
-    files have compiler warnings, names of the failing patches)."""
-    series = Series.load(ws.series_dir(line))
-    if not series.patches:
-        raise UsageError("patches/%s/series lists no patch" % line.name)
-    waivers = parse_waivers(waivers)
+    out = print
     parser = news.load_blurb()
     out("patchcheck of patches/%s/series (%d patch(es) against CPython %s)"
         % (line.name, len(series.patches), line.reference))
@@ -374,9 +354,13 @@ def patchcheck(ws, line, waivers=(), out=print):
     for patch, items in zip(series.patches, results):
         out(patch.name)
         for status, check, text in items:
-            if status == "FAIL" and waived(waivers, patch.name, check):
+            # --waive's NNNN (or a full name) names the patch.
+            keys = [key for key, checks in waivers.items()
+                    if check in checks and (patch.name == key or
+                                            patch.name.startswith(key + "-"))]
+            if status == "FAIL" and keys:
                 status = "waived"
-                used.add((patch.name, check))
+                used.update((key, check) for key in keys)
             elif status == "FAIL" and patch.name not in failing:
                 failing.append(patch.name)
             out("  %-6s %-10s %s" % (status, check, text))
@@ -417,15 +401,9 @@ def patchcheck(ws, line, waivers=(), out=print):
             % where)
     for key, checks in waivers.items():
         for check in checks:
-            if not any(names_patch(key, name)
-                       for name, c in used if c == check):
+            if (key, check) not in used:
                 out("note: --waive %s:%s matches no problem any more; drop it"
                     % (key, check))
-    return count, failing
-
-
-def run(ws, line, args):
-    count, failing = patchcheck(ws, line, args.waive)
     if count:
         names = ", ".join(failing) or "new-files/%s or the series' compiler " \
             "warnings" % line.name
