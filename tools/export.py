@@ -92,30 +92,10 @@ def check_name(line, name):
                          % (name, line.name, line.reference))
 
 
-def tarball_version(path):
-    """PY_VERSION of the CPython tree in the tarball at PATH, which must be
-    in one top directory as python-build expects (Python-X.Y.Z/...)."""
-    try:
-        with tarfile.open(path, "r:*") as archive:
-            for member in archive:
-                name = re.sub(r"^(?:\./)+", "", member.name)
-                if member.isfile() and re.fullmatch(
-                        r"[^/]*/Include/patchlevel\.h", name):
-                    text = archive.extractfile(member).read()
-                    return basestore.patchlevel_version(
-                        text.decode("utf-8", "replace"))
-    except tarfile.ReadError:
-        raise UsageError("cannot read the tarball %s: it is not a tar "
-                         "archive (plain, xz, gzip or bzip2)" % path) from None
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UsageError("cannot read the tarball %s: %s" % (path, detail)) \
-            from None
-    return None
-
-
 def check_tarball(path, version, package):
-    """The extension python-build gives the tarball at PATH in its cache."""
+    """The extension python-build gives the tarball at PATH in its cache,
+    once PATH is known to hold the CPython VERSION tree in one top
+    directory, as python-build expects (Python-X.Y.Z/...)."""
     if not path.is_file():
         raise UsageError("no tarball at %s: give the path of a CPython %s "
                          "release tarball" % (path, version))
@@ -124,7 +104,24 @@ def check_tarball(path, version, package):
     if not suffixes:
         raise UsageError("%s is not a tarball python-build unpacks: give a "
                          "Python-X.Y.Z.tar.xz (or .tar.gz, .tar.bz2)" % path)
-    found = tarball_version(path)
+    found = None
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            for member in archive:
+                name = re.sub(r"^(?:\./)+", "", member.name)
+                if member.isfile() and re.fullmatch(
+                        r"[^/]*/Include/patchlevel\.h", name):
+                    text = archive.extractfile(member).read()
+                    found = basestore.patchlevel_version(
+                        text.decode("utf-8", "replace"))
+                    break
+    except tarfile.ReadError:
+        raise UsageError("cannot read the tarball %s: it is not a tar "
+                         "archive (plain, xz, gzip or bzip2)" % path) from None
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError("cannot read the tarball %s: %s" % (path, detail)) \
+            from None
     if found is None:
         raise UsageError("%s holds no CPython source tree in a top directory "
                          "(no %s/Include/patchlevel.h)" % (path, package))

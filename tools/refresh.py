@@ -27,11 +27,10 @@ def add_arguments(parser):
 def check_inputs_unchanged(ws, line, record):
     """Refuse to overwrite workspace files edited since the last apply."""
     series = Series.load(ws.series_dir(line), legacy=True)
-    now = patch_hashes(series.patches)
     if record.get("upto") is not None:
         raise UsageError("the last apply stopped at patch %d: apply the whole "
                          "series before refreshing" % record["upto"])
-    if now != record["patches"]:
+    if patch_hashes(series.patches) != record["patches"]:
         raise UsageError("patches/%s changed since the last apply: run "
                          "`python3 -m tools apply` first" % line.name)
     # The copies of the added files as apply found them (at the workspace

@@ -54,10 +54,9 @@ def add_arguments(parser):
                              "removes are still there (repeatable)")
 
 
-def clone_git(clone, *args, check=True, input=None):
+def clone_git(clone, *args, check=True):
     """git in the user's clone, with the user's own configuration."""
-    return run_command(["git", "-C", str(clone)] + list(args), check=check,
-                       input=input)
+    return run_command(["git", "-C", str(clone), *args], check=check)
 
 
 def check_clone(path):
@@ -226,8 +225,8 @@ def run(ws, line, args):
     series = Series.load(ws.series_dir(line))
     if not series.patches:
         raise UsageError("patches/%s/series lists no patch" % line.name)
-    for patch in series.patches:
-        patch.header()      # a UsageError names a patch that is no mail
+    # A UsageError names a patch that is no mail.
+    subjects = [patch.header()["subject"] for patch in series.patches]
     if single:
         if clone_git(clone, "check-ref-format", "--branch", single,
                      check=False).returncode != 0:
@@ -235,8 +234,8 @@ def run(ws, line, args):
         names = [single]
     else:
         taken = set()
-        names = [branch_name(news.fill_issue_in_subject(
-            p.header()["subject"], gh_issue), taken) for p in series.patches]
+        names = [branch_name(news.fill_issue_in_subject(subject, gh_issue),
+                             taken) for subject in subjects]
     heads = clone_git(clone, "for-each-ref", "--format=%(refname)",
                       "refs/heads/").stdout.split()
     existing = [name for name in names if "refs/heads/" + name in heads]
@@ -265,8 +264,8 @@ def run(ws, line, args):
     report_distance(clone, onto, series.patches, gh_issue, False)
     for ref in args.compare:
         report_distance(clone, ref, series.patches, gh_issue, True)
-    waiting = [p.name for p in series.patches
-               if news.placeholder_issue(p.header()["subject"])
+    waiting = [p.name for p, subject in zip(series.patches, subjects)
+               if news.placeholder_issue(subject)
                or any(map(news.path_has_placeholder, p.adds()))]
     if waiting and not gh_issue:
         print("NOT READY: %s still carr%s the placeholder issue number (%s); "
