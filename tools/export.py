@@ -13,7 +13,6 @@ offline build (PYTHON_BUILD_CACHE_PATH).  The commands to use are printed.
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import textwrap
@@ -22,7 +21,7 @@ from pathlib import Path
 from .model import basestore
 from .model.tree import apply_series, print_result
 from .model.errors import Failure, UsageError
-from .model.gitutil import git
+from .model.gitutil import git, run as run_command
 from .model.series import Series
 
 FORMATS = ("pyenv",)
@@ -59,7 +58,21 @@ def run(ws, line, args):
                          % (args.format, ", ".join(FORMATS)))
     result = export_pyenv(ws, line, args.directory, name=args.name,
                           tarball=args.tarball, force=args.force)
-    print_export(result)
+    source, env = result["source"], result["source"]["env"]
+    print("wrote %s: %s with %d patch(es) in %s"
+          % (result["definition"], result["package"], len(result["patches"]),
+             result["patch_dir"]))
+    if source["cache"]:
+        print("  source: %s (sha256 %s), copied to %s"
+              % (source["origin"], source["sha256"], source["cache"]))
+    else:
+        print("  source: %s (sha256 %s)" % (source["url"], source["sha256"]))
+    print("install %swith python-build (PREFIX: where to install):"
+          % ("offline " if env else ""))
+    print("  %s%s %s PREFIX" % (env, python_build_command(),
+                                result["definition"]))
+    print("or with pyenv (into $(pyenv root)/versions/%s):" % result["name"])
+    print("  %spyenv install %s" % (env, result["definition"]))
     return 0
 
 
@@ -79,40 +92,29 @@ def check_name(line, name):
                          % (name, line.name, line.reference))
 
 
-def check_directory(directory, force):
-    if directory.exists() and not directory.is_dir():
-        raise UsageError("%s exists and is not a directory: name a new or "
-                         "empty directory" % directory)
-    if directory.is_dir() and any(directory.iterdir()) and not force:
-        raise UsageError("%s exists and is not empty: name a new or empty "
-                         "directory, or pass --force to write into it"
-                         % directory)
-
-
-def tarball_suffix(path):
-    for suffix, cached in TARBALL_SUFFIXES.items():
-        if path.name.endswith(suffix):
-            return cached
-    raise UsageError("%s is not a tarball python-build unpacks: give a "
-                     "Python-X.Y.Z.tar.xz (or .tar.gz, .tar.bz2)" % path)
-
-
-def tarball_version(path):
-    """PY_VERSION of the CPython tree in the tarball at PATH, which must be
-    in one top directory as python-build expects (Python-X.Y.Z/...)."""
+def check_tarball(path, version, package):
+    """The extension python-build gives the tarball at PATH in its cache,
+    once PATH is known to hold the CPython VERSION tree in one top
+    directory, as python-build expects (Python-X.Y.Z/...)."""
+    if not path.is_file():
+        raise UsageError("no tarball at %s: give the path of a CPython %s "
+                         "release tarball" % (path, version))
+    suffixes = [cached for suffix, cached in TARBALL_SUFFIXES.items()
+                if path.name.endswith(suffix)]
+    if not suffixes:
+        raise UsageError("%s is not a tarball python-build unpacks: give a "
+                         "Python-X.Y.Z.tar.xz (or .tar.gz, .tar.bz2)" % path)
+    found = None
     try:
         with tarfile.open(path, "r:*") as archive:
             for member in archive:
-                name = member.name
-                while name.startswith("./"):
-                    name = name[2:]
-                parts = name.split("/")
-                if len(parts) == 3 and parts[1:] == ["Include",
-                                                     "patchlevel.h"] \
-                        and member.isfile():
-                    return basestore.patchlevel_version(
-                        archive.extractfile(member).read().decode(
-                            "utf-8", "replace"))
+                name = re.sub(r"^(?:\./)+", "", member.name)
+                if member.isfile() and re.fullmatch(
+                        r"[^/]*/Include/patchlevel\.h", name):
+                    text = archive.extractfile(member).read()
+                    found = basestore.patchlevel_version(
+                        text.decode("utf-8", "replace"))
+                    break
     except tarfile.ReadError:
         raise UsageError("cannot read the tarball %s: it is not a tar "
                          "archive (plain, xz, gzip or bzip2)" % path) from None
@@ -120,15 +122,6 @@ def tarball_version(path):
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UsageError("cannot read the tarball %s: %s" % (path, detail)) \
             from None
-    return None
-
-
-def check_tarball(path, version, package):
-    if not path.is_file():
-        raise UsageError("no tarball at %s: give the path of a CPython %s "
-                         "release tarball" % (path, version))
-    suffix = tarball_suffix(path)
-    found = tarball_version(path)
     if found is None:
         raise UsageError("%s holds no CPython source tree in a top directory "
                          "(no %s/Include/patchlevel.h)" % (path, package))
@@ -136,15 +129,14 @@ def check_tarball(path, version, package):
         raise UsageError("%s is CPython %s, but the patches are made from the "
                          "imported %s base: give a %s tarball, or import the "
                          "matching base" % (path, found, version, version))
-    return suffix
+    return suffixes[0]
 
 
 # -- the export -----------------------------------------------------------
 
-def export_pyenv(ws, line, directory, name=None, tarball=None, force=False,
-                 out=print):
+def export_pyenv(ws, line, directory, name=None, tarball=None, force=False):
     """Write the python-build definition NAME and its patches into
-    DIRECTORY; return what was written, for print_export."""
+    DIRECTORY; return what was written, for run to print."""
     directory = Path(directory).expanduser().absolute()
     if name is not None:
         check_name(line, name)
@@ -160,10 +152,11 @@ def export_pyenv(ws, line, directory, name=None, tarball=None, force=False,
     if tarball is not None:
         tarball = Path(tarball).expanduser().absolute()
         suffix = check_tarball(tarball, base.version, package)
+        cache = directory / "cache" / (package + suffix)
         source = {"sha256": basestore.sha256_file(tarball),
-                  "origin": str(tarball),
-                  "cache": directory / "cache" / (package + suffix)}
-        source["url"] = source["cache"].as_uri()
+                  "origin": str(tarball), "url": cache.as_uri(),
+                  "cache": cache,
+                  "env": "PYTHON_BUILD_CACHE_PATH=%s " % cache.parent}
     else:
         download = line.downloads.get(base.version)
         if download is None:
@@ -171,17 +164,44 @@ def export_pyenv(ws, line, directory, name=None, tarball=None, force=False,
                              "in tools/model/workspace.py: pass --tarball PATH"
                              % base.version)
         source = {"sha256": download.sha256, "url": download.url,
-                  "origin": download.url, "cache": None}
-    check_directory(directory, force)
+                  "origin": download.url, "cache": None, "env": ""}
+    if directory.exists() and not directory.is_dir():
+        raise UsageError("%s exists and is not a directory: name a new or "
+                         "empty directory" % directory)
+    if directory.is_dir() and any(directory.iterdir()) and not force:
+        raise UsageError("%s exists and is not empty: name a new or empty "
+                         "directory, or pass --force to write into it"
+                         % directory)
     if tarball is None:
-        warn_unlike_release(ws, line, base, out)
+        # The patches are diffs of the imported base; the definition
+        # applies them to python.org's tarball.  Say so when the base's
+        # copies of the files the series changes are not the release's.
+        touched = Series.load(ws.series_dir(line)).touched_files()
+        known, problems = basestore.verify(ws, line, base, touched)
+        if not known:
+            print("warning: bases.json records no hashes of CPython %s: the "
+                  "patches may not apply to python.org's tarball"
+                  % base.version)
+        for problem in problems:
+            print("warning: %s; the patches may not apply to python.org's "
+                  "tarball" % problem)
 
     applied = apply_series(ws, line, kind="source",
                            src=ws.build_dir(line) / "export" / "src")
-    print_result(applied, out)
+    print_result(applied, print)
     staging = Path(tempfile.mkdtemp(prefix="zerocopy-export-"))
     try:
-        patches = format_patches(applied["src"], staging)
+        # One self-contained patch per commit after the base.
+        git(applied["src"], "format-patch", "--quiet", "--zero-commit",
+            "--no-signature", "--no-renames", "-o", str(staging),
+            "refs/zerocopy/base..HEAD")
+        patches = sorted(staging.glob("[0-9][0-9][0-9][0-9]-*.patch"))
+        if not patches:
+            raise Failure("the series is empty: nothing to export")
+        for patch in patches:
+            if "\nGIT binary patch\n" in patch.read_text(errors="replace"):
+                raise Failure("%s changes a binary file, which patch -p1 (and "
+                              "so python-build) cannot apply" % patch.name)
         definition = directory / name
         patch_dir = directory / "patches" / name / package
         directory.mkdir(parents=True, exist_ok=True)
@@ -204,41 +224,7 @@ def export_pyenv(ws, line, directory, name=None, tarball=None, force=False,
                                           source, names, applied))
     return {"definition": definition, "patch_dir": patch_dir,
             "patches": names, "package": package, "source": source,
-            "name": name, "directory": directory, "line": line}
-
-
-def warn_unlike_release(ws, line, base, out):
-    """The patches are diffs of the imported base; the definition applies
-    them to python.org's tarball.  Say so when the base's copies of the
-    files the series changes are not the release's (bases.json)."""
-    touched = Series.load(ws.series_dir(line)).touched_files()
-    known, problems = basestore.verify(ws, line, base, touched)
-    if not known:
-        out("warning: bases.json records no hashes of CPython %s: the patches "
-            "may not apply to python.org's tarball" % base.version)
-    for problem in problems:
-        out("warning: %s; the patches may not apply to python.org's tarball"
-            % problem)
-
-
-def format_patches(src, staging):
-    """One self-contained patch per commit after the base, in STAGING."""
-    git(src, "format-patch", "--quiet", "--zero-commit", "--no-signature",
-        "--no-renames", "-o", str(staging), "refs/zerocopy/base..HEAD")
-    patches = sorted(staging.glob("[0-9][0-9][0-9][0-9]-*.patch"))
-    if not patches:
-        raise Failure("the series is empty: nothing to export")
-    for patch in patches:
-        if "\nGIT binary patch\n" in patch.read_text(errors="replace"):
-            raise Failure("%s changes a binary file, which patch -p1 (and so "
-                          "python-build) cannot apply" % patch.name)
-    return patches
-
-
-def series_revision(ws):
-    """Which commit of the workspace the export comes from, for the record."""
-    proc = git(ws.root, "describe", "--always", "--dirty", check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else None
+            "name": name}
 
 
 # The build steps of pyenv's own CPython 3.7 definitions.
@@ -265,20 +251,20 @@ def definition_text(ws, line, definition, package, source, patches,
     """The definition: a bash script python-build sources, which calls
     install_package with the tarball's URL#sha256."""
     name = definition.name
-    revision = series_revision(ws)
+    proc = git(ws.root, "describe", "--always", "--dirty", check=False)
     about = ("python-build definition: CPython %s with the zero-copy "
              "pickling series of patches/%s%s.  Written by `python3 -m tools "
              "export pyenv`%s; export again rather than edit it."
              % (applied["base"].version, line.name,
                 " (%s)" % line.summary if line.summary else "",
-                " at workspace commit %s" % revision if revision else ""))
+                " at workspace commit %s" % proc.stdout.strip()
+                if proc.returncode == 0 and proc.stdout.strip() else ""))
     lines = ["# " + text for text in textwrap.wrap(about, 76)]
     lines += ["#", "# python-build applies, in name order and with `patch "
               "-p1`, the files of", "#   patches/%s/%s/" % (name, package),
               "# beside this file:"]
     lines += ["#   %s" % patch for patch in patches]
-    cache = source["cache"]
-    env = "PYTHON_BUILD_CACHE_PATH=%s " % cache.parent if cache else ""
+    cache, env = source["cache"], source["env"]
     lines += ["#", "# Install with:",
               "#   %spython-build %s PREFIX" % (env, definition),
               "#   %spyenv install %s" % (env, definition)]
@@ -303,30 +289,9 @@ def python_build_command():
     if found:
         return found
     if shutil.which("pyenv"):
-        proc = subprocess.run(["pyenv", "root"], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
+        proc = run_command(["pyenv", "root"], check=False)
         candidate = Path(proc.stdout.strip(), "plugins", "python-build",
                          "bin", "python-build")
         if proc.returncode == 0 and os.access(candidate, os.X_OK):
             return str(candidate)
     return "python-build"
-
-
-def print_export(result, out=print):
-    source = result["source"]
-    out("wrote %s: %s with %d patch(es) in %s"
-        % (result["definition"], result["package"], len(result["patches"]),
-           result["patch_dir"]))
-    if source["cache"]:
-        out("  source: %s (sha256 %s), copied to %s"
-            % (source["origin"], source["sha256"], source["cache"]))
-    else:
-        out("  source: %s (sha256 %s)" % (source["url"], source["sha256"]))
-    env = "PYTHON_BUILD_CACHE_PATH=%s " % source["cache"].parent \
-        if source["cache"] else ""
-    out("install %swith python-build (PREFIX: where to install):"
-        % ("offline " if env else ""))
-    out("  %s%s %s PREFIX" % (env, python_build_command(),
-                              result["definition"]))
-    out("or with pyenv (into $(pyenv root)/versions/%s):" % result["name"])
-    out("  %spyenv install %s" % (env, result["definition"]))

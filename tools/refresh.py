@@ -7,8 +7,9 @@ of the old layout (files kept outside their patches) refreshes into this
 one.
 """
 
-import shutil
+import os
 import tempfile
+from contextlib import suppress
 from pathlib import Path
 
 from .model import basestore, newfiles
@@ -23,24 +24,13 @@ def add_arguments(parser):
     pass
 
 
-def run(ws, line, args):
-    changed = refresh(ws, line)
-    if changed:
-        for item in changed:
-            print(item if item.startswith("removed ") else "wrote " + item)
-    else:
-        print("patches/%s is up to date with %s" % (line.name, ws.src_dir(line)))
-    return 0
-
-
 def check_inputs_unchanged(ws, line, record):
     """Refuse to overwrite workspace files edited since the last apply."""
     series = Series.load(ws.series_dir(line), legacy=True)
-    now = patch_hashes(series.patches)
     if record.get("upto") is not None:
         raise UsageError("the last apply stopped at patch %d: apply the whole "
                          "series before refreshing" % record["upto"])
-    if now != record["patches"]:
+    if patch_hashes(series.patches) != record["patches"]:
         raise UsageError("patches/%s changed since the last apply: run "
                          "`python3 -m tools apply` first" % line.name)
     # The copies of the added files as apply found them (at the workspace
@@ -76,19 +66,7 @@ def check_base_is_reference(line, record):
                          % (version, line.name, line.reference, fix))
 
 
-def legacy_copies_elsewhere(ws, line):
-    """Old-layout copies at the workspace root that another line's series
-    file still names (that line is not converted yet): left in place."""
-    claimed = set()
-    for other in LINES.values():
-        if other.name != line.name and \
-                (ws.series_dir(other) / "series").exists():
-            claimed.update(Series.load(ws.series_dir(other),
-                                       legacy=True).legacy_files())
-    return claimed
-
-
-def refresh(ws, line):
+def run(ws, line, args):
     src = ws.src_dir(line)
     record = read_record(ws, line)
     if record is None or not (src / ".git").exists():
@@ -109,8 +87,8 @@ def refresh(ws, line):
     changed = []
     new_patches = []
     copies = {}
-    staging = Path(tempfile.mkdtemp(prefix="zerocopy-refresh-"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="zerocopy-refresh-") as tmp:
+        staging = Path(tmp)
         for number, commit in enumerate(commits, 1):
             git(src, "format-patch", "--quiet", "-1", commit, "--zero-commit",
                 "--no-signature", "--start-number", str(number), "-o",
@@ -147,28 +125,35 @@ def refresh(ws, line):
                 patch.path.unlink()
                 changed.append("removed " + str(patch.path.relative_to(ws.root)))
         changed += newfiles.write_copies(ws, line, copies)
-        # The old layout kept the copies at the workspace root; the ones
-        # this line's series named now live in new-files/<line>/.
-        elsewhere = legacy_copies_elsewhere(ws, line)
+        # The old layout kept the copies at the workspace root; this line's
+        # now live in new-files/<line>/, but those that another line's
+        # series file still names (it is not converted yet) stay.
+        elsewhere = set()
+        for other in LINES.values():
+            if other.name != line.name and \
+                    (ws.series_dir(other) / "series").exists():
+                elsewhere.update(Series.load(ws.series_dir(other),
+                                             legacy=True).legacy_files())
         for path in old.legacy_files():
             if path not in elsewhere and (ws.root / path).is_file():
                 (ws.root / path).unlink()
                 changed.append("removed %s (now %s)" % (
                     path, (ws.new_files_dir(line) / path).relative_to(ws.root)))
-                parent = (ws.root / path).parent
-                while parent != ws.root and not any(parent.iterdir()):
-                    parent.rmdir()
-                    parent = parent.parent
+                # Emptied folders go too, up to the workspace root.
+                with suppress(OSError):
+                    os.removedirs((ws.root / path).parent)
         new_series = Series(series_dir, new_patches)
         before = (series_dir / "series").read_text()
         new_series.write(line.name)
         if (series_dir / "series").read_text() != before:
             changed.append(str((series_dir / "series").relative_to(ws.root)))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     # The workspace now matches the work tree: record it as applied.
     record["head"] = git_out(src, "rev-parse", "HEAD")
     record["patches"] = patch_hashes(new_patches)
     record["added"] = newfiles.copy_hashes(ws, line, new_series)
     write_record(ws, line, record)
-    return changed
+    for item in changed:
+        print(item if item.startswith("removed ") else "wrote " + item)
+    if not changed:
+        print("patches/%s is up to date with %s" % (line.name, src))
+    return 0

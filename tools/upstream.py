@@ -54,10 +54,9 @@ def add_arguments(parser):
                              "removes are still there (repeatable)")
 
 
-def clone_git(clone, *args, check=True, input=None):
+def clone_git(clone, *args, check=True):
     """git in the user's clone, with the user's own configuration."""
-    return run_command(["git", "-C", str(clone)] + list(args), check=check,
-                       input=input)
+    return run_command(["git", "-C", str(clone), *args], check=check)
 
 
 def check_clone(path):
@@ -110,13 +109,13 @@ def branch_name(subject, taken):
     """A branch name from a subject: the issue, then a few key words."""
     issue = re.match(r"^((?:bpo|gh)-\d+)(?:,\s*(?:bpo|gh)-\d+)*:\s*(.*)$",
                      subject)
-    prefix, heading = (issue.group(1), issue.group(2)) if issue else \
-        (None, subject)
-    if issue and news.subject_has_placeholder(subject):
-        prefix, heading = None, news.strip_placeholder(subject)
-    if not issue:
+    if issue:
+        prefix, heading = issue.group(1), issue.group(2)
+    else:
         # A placeholder such as gh-NNNNN says nothing about the branch.
-        heading = re.sub(r"^(?:bpo|gh)-[^\s:]+:\s*", "", heading)
+        prefix, heading = None, re.sub(r"^(?:bpo|gh)-[^\s:]+:\s*", "", subject)
+    if news.subject_has_placeholder(subject):
+        prefix = None
     # Split CamelCase (PickleBuffer -> Pickle Buffer) before lowering.
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", heading)
     words = [w for w in re.findall(r"[a-z0-9]+", spaced.lower())
@@ -130,36 +129,7 @@ def branch_name(subject, taken):
     return unique
 
 
-def branch_exists(clone, name):
-    return clone_git(clone, "rev-parse", "--verify", "--quiet",
-                     "refs/heads/" + name, check=False).returncode == 0
-
-
-def check_branch_name(clone, name):
-    proc = clone_git(clone, "check-ref-format", "--branch", name, check=False)
-    if proc.returncode != 0:
-        raise UsageError("%r is not a valid branch name" % name)
-
-
-def subject_of(patch, gh_issue=None):
-    subject = patch.header()["subject"]
-    if gh_issue:
-        subject = news.fill_issue_in_subject(subject, gh_issue)
-    return subject
-
-
-def has_placeholder(patch):
-    return news.placeholder_issue(patch.header()["subject"]) is not None or any(
-        news.path_has_placeholder(path) for path in patch.adds())
-
-
-def mail_of(patch, gh_issue=None):
-    """The patch's mail, with the placeholder issue turned into GH_ISSUE."""
-    text = patch.text()
-    return news.fill_issue_in_mail(text, gh_issue) if gh_issue else text
-
-
-def explain_conflict(clone, tree, patch, mail, label):
+def explain_conflict(tree, patch, mail, label):
     """Which hunk of PATCH does not apply in TREE, as one line."""
     proc = clone_git(tree, "apply", "--check", str(mail), check=False)
     failed = failed_hunk(patch.text(), proc.stderr)
@@ -182,10 +152,10 @@ def explain_conflict(clone, tree, patch, mail, label):
         else "git am failed")
 
 
-def apply_mails(ws, clone, base, patches, gh_issue=None, label=None):
+def apply_mails(clone, base, patches, gh_issue, label):
     """Commit each patch onto BASE with git am; the commit ids in order.
     LABEL names BASE in errors (the ref the user gave)."""
-    label = "%s (%s)" % (label, base[:12]) if label else base[:12]
+    label = "%s (%s)" % (label, base[:12])
     work = Path(tempfile.mkdtemp(prefix="zerocopy-upstream-"))
     tree = work / "tree"
     clone_git(clone, "worktree", "add", "--detach", "--quiet", str(tree), base)
@@ -193,12 +163,13 @@ def apply_mails(ws, clone, base, patches, gh_issue=None, label=None):
     try:
         for patch in patches:
             mail = work / (patch.name + ".mail")
-            mail.write_text(mail_of(patch, gh_issue), encoding="utf-8")
+            mail.write_text(news.fill_issue_in_mail(patch.text(), gh_issue),
+                            encoding="utf-8")
             proc = clone_git(tree, "am", "--quiet", "--keep-cr", "--3way",
                              str(mail), check=False)
             if proc.returncode != 0:
                 clone_git(tree, "am", "--abort", check=False)
-                raise Failure(explain_conflict(clone, tree, patch, mail, label))
+                raise Failure(explain_conflict(tree, patch, mail, label))
             commits.append(clone_git(tree, "rev-parse", "HEAD").stdout.strip())
     finally:
         clone_git(clone, "worktree", "remove", "--force", str(tree),
@@ -210,7 +181,6 @@ def apply_mails(ws, clone, base, patches, gh_issue=None, label=None):
 
 def removed_todos(patch):
     """(path, text) of the TODO/XXX/FIXME lines a patch removes."""
-    found = []
     path = None
     for text in patch.text().splitlines():
         match = re.match(r"^--- a/(\S+)$", text)
@@ -218,65 +188,58 @@ def removed_todos(patch):
             path = match.group(1)
         elif text.startswith("-") and not text.startswith("---") and path \
                 and re.search(r"\b(TODO|XXX|FIXME)\b", text):
-            found.append((path, text[1:].strip()))
-    return found
+            yield path, text[1:].strip()
 
 
-def todo_locations(clone, ref, path, text):
-    """Where TEXT stands in PATH at REF of the clone ("path:line")."""
-    proc = clone_git(clone, "grep", "-n", "-F", "-e", text, ref, "--", path,
-                     check=False)
-    return [":".join(hit.split(":")[1:3]) for hit in proc.stdout.splitlines()]
-
-
-def report_distance(ws, clone, ref, patches, out, gh_issue=None, trial=False):
+def report_distance(clone, ref, patches, gh_issue, trial):
     """Say whether the series applies at REF and where the upstream TODOs
     it removes stand there."""
     commit = resolve(clone, ref)
     if trial:
         try:
-            apply_mails(ws, clone, commit, patches, gh_issue, label=ref)
-            out("%s (%s): the series applies" % (ref, commit[:12]))
+            apply_mails(clone, commit, patches, gh_issue, ref)
+            print("%s (%s): the series applies" % (ref, commit[:12]))
         except Failure as exc:
-            out("%s (%s): the series does not apply: %s" % (ref, commit[:12],
-                                                            exc.message))
+            print("%s (%s): the series does not apply: %s"
+                  % (ref, commit[:12], exc.message))
     for patch in patches:
         for path, text in removed_todos(patch):
-            where = todo_locations(clone, commit, path, text)
+            hits = clone_git(clone, "grep", "-n", "-F", "-e", text, commit,
+                             "--", path, check=False).stdout.splitlines()
+            where = [":".join(hit.split(":")[1:3]) for hit in hits]
             if where:
-                out("  %s removes an upstream TODO still at %s %s: %s"
-                    % (patch.name, ref, ", ".join(where), text))
+                print("  %s removes an upstream TODO still at %s %s: %s"
+                      % (patch.name, ref, ", ".join(where), text))
             else:
-                out("  %s removes a TODO that %s no longer has: %s"
-                    % (patch.name, ref, text))
+                print("  %s removes a TODO that %s no longer has: %s"
+                      % (patch.name, ref, text))
 
 
-def push_remote(clone):
-    """The remote to push to: the first that is not upstream's."""
-    remotes = clone_git(clone, "remote").stdout.split()
-    return next((name for name in remotes if name != "upstream"),
-                remotes[0] if remotes else "<your-fork>")
-
-
-def upstream(ws, line, clone, onto="HEAD", single=None, force=False,
-             gh_issue=None, compare=(), out=print):
+def run(ws, line, args):
+    for ref in args.compare:
+        resolve(check_clone(args.clone), ref)
     require_program("git", "to make branches")
-    clone = check_clone(clone)
+    clone = check_clone(args.clone)
+    onto, single, gh_issue = args.onto, args.single_branch, args.gh_issue
     base = resolve(clone, onto)
     series = Series.load(ws.series_dir(line))
     if not series.patches:
         raise UsageError("patches/%s/series lists no patch" % line.name)
-    for patch in series.patches:
-        patch.header()      # a UsageError names a patch that is no mail
+    # A UsageError names a patch that is no mail.
+    subjects = [patch.header()["subject"] for patch in series.patches]
     if single:
-        check_branch_name(clone, single)
+        if clone_git(clone, "check-ref-format", "--branch", single,
+                     check=False).returncode != 0:
+            raise UsageError("%r is not a valid branch name" % single)
         names = [single]
     else:
         taken = set()
-        names = [branch_name(subject_of(p, gh_issue), taken)
-                 for p in series.patches]
-    existing = [name for name in names if branch_exists(clone, name)]
-    if existing and not force:
+        names = [branch_name(news.fill_issue_in_subject(subject, gh_issue),
+                             taken) for subject in subjects]
+    heads = clone_git(clone, "for-each-ref", "--format=%(refname)",
+                      "refs/heads/").stdout.split()
+    existing = [name for name in names if "refs/heads/" + name in heads]
+    if existing and not args.force:
         raise UsageError("branch %s already exists in %s: pick another name "
                          "or replace it with --force" % (existing[0], clone))
     current = clone_git(clone, "symbolic-ref", "--quiet", "--short", "HEAD",
@@ -284,39 +247,33 @@ def upstream(ws, line, clone, onto="HEAD", single=None, force=False,
     if current and current in names:
         raise UsageError("branch %s is checked out in %s: switch to another "
                          "branch first" % (current, clone))
-    commits = apply_mails(ws, clone, base, series.patches, gh_issue,
-                          label=onto)
-    # (branch, its commit, how many patches it holds)
-    made = [(single, commits[-1], len(commits))] if single else [
-        (name, commit, number)
-        for number, (name, commit) in enumerate(zip(names, commits), 1)]
-    for name, commit, _count in made:
+    commits = apply_mails(clone, base, series.patches, gh_issue, onto)
+    if single:
+        made = [(single, commits[-1],
+                 "%d commit(s), one per patch" % len(commits))]
+    else:
+        made = []
+        for count, patch in enumerate(series.patches):
+            before = " and the %d patch(es) before it" % count if count else ""
+            made.append((names[count], commits[count], patch.name + before))
+    for name, commit, _what in made:
         clone_git(clone, "branch", "--force", name, commit)
-    out("on %s (%s) in %s:" % (onto, base[:12], clone))
-    for (name, commit, count), patch in zip(made, series.patches if not single
-                                            else [series.patches[-1]]):
-        what = ("%d commit(s), one per patch" % count if single else
-                "%s%s" % (patch.name, "" if count == 1 else
-                          " and the %d patch(es) before it" % (count - 1)))
-        out("  %s  %s  (%s)" % (name, commit[:12], what))
-    report_distance(ws, clone, onto, series.patches, out, gh_issue)
-    for ref in compare:
-        report_distance(ws, clone, ref, series.patches, out, gh_issue,
-                        trial=True)
-    waiting = [p.name for p in series.patches if has_placeholder(p)]
-    if waiting and not gh_issue:
-        out("NOT READY: %s still carr%s the placeholder issue number (%s); "
-            "open the issue, then run again with --gh-issue N --force"
-            % (", ".join(waiting), "ies" if len(waiting) == 1 else "y",
-               news.PLACEHOLDER))
-    out("push with: git -C %s push %s %s" % (
-        clone, push_remote(clone), " ".join(name for name, _, _ in made)))
-    return made
-
-
-def run(ws, line, args):
+    print("on %s (%s) in %s:" % (onto, base[:12], clone))
+    for name, commit, what in made:
+        print("  %s  %s  (%s)" % (name, commit[:12], what))
+    report_distance(clone, onto, series.patches, gh_issue, False)
     for ref in args.compare:
-        resolve(check_clone(args.clone), ref)
-    upstream(ws, line, args.clone, onto=args.onto, single=args.single_branch,
-             force=args.force, gh_issue=args.gh_issue, compare=args.compare)
+        report_distance(clone, ref, series.patches, gh_issue, True)
+    waiting = [p.name for p, subject in zip(series.patches, subjects)
+               if news.placeholder_issue(subject)
+               or any(map(news.path_has_placeholder, p.adds()))]
+    if waiting and not gh_issue:
+        print("NOT READY: %s still carr%s the placeholder issue number (%s); "
+              "open the issue, then run again with --gh-issue N --force"
+              % (", ".join(waiting), "ies" if len(waiting) == 1 else "y",
+                 news.PLACEHOLDER))
+    remotes = clone_git(clone, "remote").stdout.split()
+    remote = next((name for name in remotes if name != "upstream"),
+                  remotes[0] if remotes else "<your-fork>")
+    print("push with: git -C %s push %s %s" % (clone, remote, " ".join(names)))
     return 0

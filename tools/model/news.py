@@ -1,7 +1,5 @@
-"""NEWS entries of the series: finding them and validating them with blurb.
-
-Each patch adds its Misc/NEWS.d/next/<Section>/<file>.rst entry; validate()
-runs blurb's command line (`blurb merge` of that one entry) on it.
+"""NEWS entries: each patch adds its Misc/NEWS.d/next/<Section>/<file>.rst
+and validate() runs blurb's command line (`blurb merge`) on that entry.
 
 A change without an upstream issue yet carries PLACEHOLDER, bpo-0, in its
 subject and in its entry's name: blurb 1.0.7 (the 3.7 docs' pin) knows only
@@ -18,9 +16,9 @@ import tempfile
 from pathlib import Path
 
 from .errors import UsageError
+from .gitutil import run as run_command
 
-# The one spelling of "no upstream issue yet"; nothing else in tools/
-# spells it.
+# The one spelling of "no upstream issue yet" in tools/.
 PLACEHOLDER = "bpo-0"
 _SUBJECT = re.compile(r"^%s:\s*" % re.escape(PLACEHOLDER))
 _MAIL_SUBJECT = re.compile(r"^(Subject: (?:\[[^\]]*\] )?)%s:"
@@ -31,21 +29,15 @@ _NEWS_NAME = re.compile(r"(Misc/NEWS\.d/next/[^/\s]+/[^/\s]+)\.%s\."
 # `gh-NNNNN:` and the like, written before the issue exists.
 PLACEHOLDER_RE = re.compile(r"^((?:bpo|gh)-(?!\d+\s*:)[^\s:]+)\s*:")
 
-NEXT_DIR = "Misc/NEWS.d/next/"
-ENTRY_RE = re.compile(r"^Misc/NEWS\.d/next/(?P<section>[^/]+)/(?P<name>[^/]+\.rst)$")
+ENTRY_RE = re.compile(r"^Misc/NEWS\.d/next/[^/]+/[^/]+\.rst$")
 INSTALL_HINT = ("install the dev requirements: python3 -m pip install -r "
                 "requirements/dev.txt (or run the tools with build/venv/bin/"
                 "python after `make build/venv/installed`)")
 
 
-def entries(paths):
-    """The NEWS entries among PATHS (paths relative to a CPython tree)."""
-    return [path for path in paths if ENTRY_RE.match(path)]
-
-
 def patch_entries(patch):
     """NEWS entries a patch adds."""
-    return entries(patch.adds())
+    return [path for path in patch.adds() if ENTRY_RE.match(path)]
 
 
 def subject_has_placeholder(subject):
@@ -65,18 +57,15 @@ def placeholder_issue(subject):
     return match.group(1) if match else None
 
 
-def strip_placeholder(subject):
-    """SUBJECT without a leading placeholder issue."""
-    return _SUBJECT.sub("", subject)
-
-
 def fill_issue_in_subject(subject, gh_issue):
-    return _SUBJECT.sub("gh-%d: " % gh_issue, subject)
+    return _SUBJECT.sub("gh-%d: " % gh_issue, subject) if gh_issue else subject
 
 
 def fill_issue_in_mail(text, gh_issue):
     """A patch mail with the placeholder turned into issue GH_ISSUE, in the
     subject and in the names of NEWS entries (diffstat and diff alike)."""
+    if not gh_issue:
+        return text
     text = _MAIL_SUBJECT.sub(r"\g<1>gh-%d:" % gh_issue, text)
     return _NEWS_NAME.sub(r"\g<1>.gh-issue-%d." % gh_issue, text)
 
@@ -84,11 +73,7 @@ def fill_issue_in_mail(text, gh_issue):
 def load_blurb():
     """blurb's command line as (the command, its version), or None."""
     command = [sys.executable, "-m", "blurb"]
-    try:
-        proc = subprocess.run(command + ["--version"], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
-    except OSError:
-        return None
+    proc = run_command(command + ["--version"], check=False)
     if proc.returncode != 0 or not proc.stdout.strip():
         return None
     return command, proc.stdout.split()[-1]
@@ -120,22 +105,21 @@ def validate(parser, path):
         for name, text in STAND_IN_ROOT.items():
             Path(root, name).parent.mkdir(parents=True, exist_ok=True)
             Path(root, name).write_text(text)
-        entry = Path(root, NEXT_DIR, path.parent.name, path.name)
+        entry = Path(root, "Misc/NEWS.d/next", path.parent.name, path.name)
         entry.parent.mkdir(parents=True)
         shutil.copyfile(path, entry)
         proc = subprocess.run(command + ["merge", "-f", "NEWS"], cwd=root,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, errors="replace")
-        merged = Path(root, "NEWS").read_text(errors="replace") \
-            if proc.returncode == 0 else ""
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines() or ["exit status %d"
-                                                     % proc.returncode]
-        start = max([n for n, text in enumerate(lines)
-                     if re.match(r"^[\w.]+(?:Error|Exception)\b", text)] or [0])
-        detail = " ".join(" ".join(lines[start:]).split())
-        return None, "blurb rejects it: %s" % re.sub(
-            r"^[\w.]*\.(?=\w+Error)", "", detail)
+        if proc.returncode != 0:
+            lines = proc.stderr.strip().splitlines() or [
+                "exit status %d" % proc.returncode]
+            start = max([n for n, text in enumerate(lines) if re.match(
+                r"^[\w.]+(?:Error|Exception)\b", text)] or [0])
+            detail = " ".join(" ".join(lines[start:]).split())
+            return None, "blurb rejects it: %s" % re.sub(
+                r"^[\w.]*\.(?=\w+Error)", "", detail)
+        merged = Path(root, "NEWS").read_text(errors="replace")
     section = re.search(r"^(.+)\n-+\n\n- ", merged, re.M)
     if section is None:
         # blurb merge reads only the sections it knows, and skips others.

@@ -1,9 +1,6 @@
-"""The patch series of a release line: patches/<line>/series and its patches.
-
-The series file lists the patches in the order they apply, one per line,
-quilt-style ('#' starts a comment).  Every patch is a `git format-patch`
-mail of one commit, files it adds included, so `git am` of the patches on
-the base gives the tree `tools apply` makes.
+"""patches/<line>/series, quilt-style ('#' starts a comment), and its
+patches: one `git format-patch` mail per commit, the files it adds
+included, so `git am` of them on the base gives the tree of `tools apply`.
 """
 
 import email
@@ -11,6 +8,7 @@ import email.policy
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from .errors import Failure, UsageError
@@ -21,24 +19,15 @@ HEADER = """\
 # this order).  Each patch carries the files it adds; readable copies are in
 # new-files/{line}/.  Written by `python3 -m tools refresh`.
 """
-# What the series file looked like before the patches carried the files
-# they add: indented lines named them, kept at the workspace root.
-LEGACY_HINT = ("convert it: run the old tools' `python3 -m tools apply`, then "
-               "this `python3 -m tools refresh`")
 
 
 @dataclass
 class Patch:
     name: str
-    path: Path = None
+    path: Path
     # Files named on indented lines below the patch in a series file of
     # the old layout; only `tools refresh` reads such a file, to convert it.
     legacy_adds: list = field(default_factory=list)
-    _created: list = field(default=None, repr=False)
-
-    @property
-    def number(self):
-        return int(self.name.split("-", 1)[0])
 
     def text(self):
         try:
@@ -52,24 +41,27 @@ class Patch:
 
     def touched_files(self):
         """Files the diff of this patch changes, the ones it adds included."""
-        return diff_paths(self.text())
+        text = "\n".join(self.text().splitlines())
+        paths = re.findall(r"^diff --git a/(\S+) b/\S+$", text, re.M)
+        return list(dict.fromkeys(paths))
+
+    @cached_property
+    def _created(self):
+        self.header()       # a UsageError names a patch that is no mail
+        proc = run_command(["git", "apply", "--summary", "-"],
+                           input=self.text(), check=False)
+        if proc.returncode != 0:
+            # Exit 1, as when apply meets the same corrupt patch.
+            detail = (proc.stderr.strip().splitlines() or ["?"])[0]
+            corrupt = re.search(r"corrupt patch at line (\d+)", detail)
+            raise Failure("%s is corrupt at line %s" % (
+                self.name, corrupt.group(1)) if corrupt else
+                "%s is not a patch git can read: %s"
+                % (self.name, detail.replace("error: ", "")))
+        return re.findall(r"^ create mode (\d+) (.+)$", proc.stdout, re.M)
 
     def created_files(self):
         """(mode, path) of the files this patch adds, as git apply reads them."""
-        if self._created is None:
-            self.header()       # a UsageError names a patch that is no mail
-            proc = run_command(["git", "apply", "--summary", "-"],
-                               input=self.text(), check=False)
-            if proc.returncode != 0:
-                # Exit 1, as when apply meets the same corrupt patch.
-                detail = (proc.stderr.strip().splitlines() or ["?"])[0]
-                corrupt = re.search(r"corrupt patch at line (\d+)", detail)
-                raise Failure("%s is corrupt at line %s" % (
-                    self.name, corrupt.group(1)) if corrupt else
-                    "%s is not a patch git can read: %s"
-                    % (self.name, detail.replace("error: ", "")))
-            self._created = re.findall(r"^ create mode (\d+) (.+)$",
-                                       proc.stdout, re.M)
         return list(self._created)
 
     def adds(self):
@@ -98,8 +90,9 @@ class Series:
                 if not legacy:
                     raise UsageError(
                         "%s:%d: an indented line (a file kept outside its "
-                        "patch) is the old layout: %s"
-                        % (series_file, number, LEGACY_HINT))
+                        "patch) is the old layout: convert it: run the old "
+                        "tools' `python3 -m tools apply`, then this `python3 "
+                        "-m tools refresh`" % (series_file, number))
                 if not patches:
                     raise UsageError("%s:%d: an added file must follow a patch"
                                      % (series_file, number))
@@ -170,16 +163,6 @@ def parse_header(text, name="patch"):
     }
 
 
-def diff_paths(text):
-    """Paths whose content a patch changes (renames and additions included)."""
-    paths = []
-    for line in text.splitlines():
-        match = re.match(r"^diff --git a/(\S+) b/(\S+)$", line)
-        if match and match.group(1) not in paths:
-            paths.append(match.group(1))
-    return paths
-
-
 def failed_hunk(text, stderr):
     """(path, hunk number or None, its old start line) of the hunk of the
     patch TEXT that git apply or git am reports in STDERR, or None."""
@@ -187,21 +170,15 @@ def failed_hunk(text, stderr):
     if not failed:
         return None
     path, start = failed.group(1), int(failed.group(2))
-    numbers = [number for hunk_path, number, old_start in hunks(text)
-               if hunk_path == path and old_start == start]
-    return path, (numbers or [None])[0], start
-
-
-def hunks(text):
-    """(path, hunk number, old start line) for every hunk of a patch."""
-    result, path, count = [], None, 0
+    current, count = None, 0
     for line in text.splitlines():
         match = re.match(r"^diff --git a/(\S+) b/", line)
         if match:
-            path, count = match.group(1), 0
+            current, count = match.group(1), 0
             continue
         match = re.match(r"^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@", line)
-        if match and path:
+        if match and current:
             count += 1
-            result.append((path, count, int(match.group(1))))
-    return result
+            if (current, int(match.group(1))) == (path, start):
+                return path, count, start
+    return path, None, start
