@@ -30,7 +30,6 @@ from .model.tree import (apply_downstream, apply_series, ensure_applied,
 from .model.workspace import base_option
 from .model.errors import Failure, UsageError
 
-MODES = ("auto", "full", "overlay")
 # Extras installed into the patched interpreter for the end-to-end tests.
 EXTRAS = {"3.7": ["numpy==1.21.6"], "3.13": ["numpy==2.2.6"]}
 # Lib/ files of the series the overlay cannot install: they test core
@@ -40,7 +39,8 @@ OVERLAY_SKIP = {"Lib/test/test_memoryview.py", "Lib/test/test_bytes.py"}
 
 
 def add_arguments(parser):
-    parser.add_argument("--mode", choices=MODES, default="auto",
+    parser.add_argument("--mode", choices=("auto", "full", "overlay"),
+                        default="auto",
                         help="full build, overlay, or choose (default)")
     parser.add_argument("--debug", action="store_true",
                         help="full mode: a --with-pydebug build for refleaks")
@@ -118,8 +118,6 @@ def choose_mode(ws, line, mode, debug, stock):
     return mode
 
 
-# -- full build ---------------------------------------------------------------
-
 def build_source(ws, line, debug, stock, jobs, logs):
     """configure, make and install the patched or the stock work tree (a
     debug build runs from OBJ): the builds differ only by their sources and
@@ -179,8 +177,6 @@ def check_interpreter(python):
                       % (python, (proc.stderr.strip().splitlines()
                                   or ["?"])[-1]))
 
-
-# -- overlay ------------------------------------------------------------------
 
 def build_overlay(ws, line, logs):
     installed = basestore.load(ws, line, "installed")
@@ -264,19 +260,17 @@ def build_overlay(ws, line, logs):
                                  for p in changed})
     state_path.write_text(json.dumps(state, indent=2) + "\n")
     check_interpreter(python)
-    if with_c and source.version != facts["version"]:
+    # The pickle modules come from the source base when there is one.
+    pickle_version = source.version if with_c else facts["version"]
+    if pickle_version != facts["version"]:
         notes.append("the pickle modules come from patched %s, the rest of "
-                     "the interpreter is %s" % (source.version,
+                     "the interpreter is %s" % (pickle_version,
                                                 facts["version"]))
     return {"mode": "overlay", "debug": False, "python": str(python),
             "c_accelerator": with_c,
             "base": (source.describe() + " on " if with_c else "") +
-            installed.describe(),
-            "base_version": facts["version"],
-            # The pickle modules come from the source base when there is one.
-            "pickle_base_version": source.version if with_c else
-            facts["version"],
-            "head": applied["head"],
+            installed.describe(), "base_version": facts["version"],
+            "pickle_base_version": pickle_version, "head": applied["head"],
             "warnings_in_series_files": warnings, "log": str(log),
             "notes": notes}
 
@@ -310,8 +304,6 @@ def compile_extension(cfg, sources, includes, target, log,
     for obj in objects:
         obj.unlink()
 
-
-# -- what the interpreter carries beyond the series ---------------------------
 
 def install_extras(ws, line, info, logs, numpy=True):
     """The pickle5 alias, and numpy (best effort: needs PyPI).  The alias

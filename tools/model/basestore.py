@@ -1,9 +1,8 @@
 """Imported bases in the cache, and their verification against manifests.
 
-A line keeps at most one base of each kind: "source", a full CPython source
-tree for the full build, and "installed", an installed interpreter's Lib/
-for the overlay build.  Each base directory holds base.json (what it is,
-where it came from) and tree/ (the files).
+A line keeps at most one base of each kind: "source", a CPython source tree
+for the full build, and "installed", an installed interpreter's Lib/ for
+the overlay build; each in a directory with base.json and tree/.
 """
 
 import datetime
@@ -112,9 +111,8 @@ def load_manifest(ws, line):
 
 def relevant_paths(base, paths):
     """The touched paths a base of this kind can have."""
-    if base.kind == "installed":
-        return [p for p in paths if p.startswith("Lib/")]
-    return list(paths)
+    return [p for p in paths if base.kind != "installed" or
+            p.startswith("Lib/")]
 
 
 def verify(ws, line, base, touched):

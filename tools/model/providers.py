@@ -1,11 +1,7 @@
-"""Ways to obtain a base: a source directory, a release tarball, a git
-directory at a revision, a download from python.org, an installed
-interpreter (and, in debian.py, Debian's source package).
-
-Every provider stages the tree in a temporary directory inside the cache
-and only then replaces the cached base, so a failed import never loses the
-base that was there before.
-"""
+"""Ways to obtain a base (Debian's source package: debian.py).  Every
+provider stages the tree in a temporary directory inside the cache and only
+then replaces the cached base, so a failed import never loses the base that
+was there before."""
 
 import contextlib
 import glob
@@ -104,17 +100,8 @@ def from_directory(ws, line, directory):
         return _finish_source(ws, line, staged, "directory %s" % directory)
 
 
-def _safe_members(archive, origin):
-    for member in archive.getmembers():
-        if member.name.startswith("/") or ".." in Path(member.name).parts:
-            raise UsageError("%s contains an unsafe path %r; refusing it"
-                             % (origin, member.name))
-        target = member.linkname
-        # CPython tarballs have no symlink out of the tree: skip rather
-        # than escape.
-        if not member.issym() or not (target.startswith("/") or
-                                      ".." in Path(target).parts):
-            yield member
+def _escapes(name):
+    return name.startswith("/") or ".." in Path(name).parts
 
 
 def from_tarball(ws, line, tarball, origin=None):
@@ -127,8 +114,16 @@ def from_tarball(ws, line, tarball, origin=None):
         unpacked.mkdir()
         try:
             with tarfile.open(tarball) as archive:
-                members = list(_safe_members(archive, origin))
-                archive.extractall(unpacked, members=members)
+                members = archive.getmembers()
+                for member in members:
+                    if _escapes(member.name):
+                        raise UsageError("%s contains an unsafe path %r; "
+                                         "refusing it" % (origin, member.name))
+                # CPython tarballs have no symlink out of the tree: skip
+                # rather than escape.
+                archive.extractall(unpacked, members=[
+                    m for m in members
+                    if not (m.issym() and _escapes(m.linkname))])
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise UsageError("cannot read %s: %s (a corrupt or truncated "
                              "download?)" % (tarball, exc)) from None
@@ -203,10 +198,10 @@ def fetch(ws, download, label):
             shutil.copyfileobj(response, out, 1 << 20)
     except (urllib.error.URLError, OSError) as exc:
         partial.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", exc)
         raise Failure("cannot download %s (%s): without internet, import a "
                       "%s source tree or tarball you have with `python3 -m "
-                      "tools base import PATH`" % (download.url, reason, label))
+                      "tools base import PATH`"
+                      % (download.url, getattr(exc, "reason", exc), label))
     digest = basestore.sha256_file(partial)
     if digest != download.sha256:
         partial.unlink()
@@ -240,24 +235,18 @@ def find_installed(line):
             found.append((int(tail), os.path.join(prefix, "bin",
                                                   "python" + line.name)))
     candidates = [path for _, path in sorted(found, reverse=True)]
-    on_path = shutil.which("python" + line.name)
-    if on_path:
-        candidates.append(on_path)
-    return [c for c in candidates if os.access(c, os.X_OK)]
+    candidates.append(shutil.which("python" + line.name))
+    return [c for c in candidates if c and os.access(c, os.X_OK)]
 
 
 INTROSPECT = """\
 import json, sys, sysconfig
-paths = sysconfig.get_paths()
-print(json.dumps({
-    "version": "%d.%d.%d" % sys.version_info[:3],
-    "prefix": sys.prefix,
-    "stdlib": paths["stdlib"],
-    "platstdlib": paths["platstdlib"],
-    "include": paths["include"],
-    "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"),
-    "executable": sys.executable,
-}))
+facts = {k: sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib",
+                                               "include")}
+facts.update(version="%d.%d.%d" % sys.version_info[:3], prefix=sys.prefix,
+             ext_suffix=sysconfig.get_config_var("EXT_SUFFIX"),
+             executable=sys.executable)
+print(json.dumps(facts))
 """
 
 
