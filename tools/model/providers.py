@@ -145,13 +145,7 @@ def from_git(ws, line, repo, rev):
     if proc.returncode != 0:
         raise UsageError("%s has no commit %r" % (repo, rev))
     commit = proc.stdout.strip()
-    entries = []
     listing = run(git + ["ls-tree", "-r", "-z", commit]).stdout
-    for item in listing.split("\0")[:-1]:
-        meta, path = item.split("\t", 1)
-        mode, kind, sha = meta.split()
-        if kind == "blob":
-            entries.append((mode, sha, path))
     missing = []
     with staging(ws) as staged:
         # One cat-file process streams every blob; absent objects (partial
@@ -159,7 +153,11 @@ def from_git(ws, line, repo, rev):
         with subprocess.Popen(git + ["cat-file", "--batch"],
                               stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE) as batch:
-            for mode, sha, path in entries:
+            for item in listing.split("\0")[:-1]:
+                meta, path = item.split("\t", 1)
+                mode, kind, sha = meta.split()
+                if kind != "blob":
+                    continue
                 batch.stdin.write(sha.encode() + b"\n")
                 batch.stdin.flush()
                 header = batch.stdout.readline().split()
