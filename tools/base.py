@@ -20,9 +20,11 @@ Bases live in the cache ($ZEROCOPY_PICKLE_CACHE, default
 ~/.cache/zerocopy-pickle), never in the repository.
 """
 
+import json
+import shutil
 from pathlib import Path
 
-from .model import basestore, providers
+from .model import basestore, debian, providers
 from .model.basestore import no_base_message
 from .model.errors import UsageError
 from .model.series import Series
@@ -100,7 +102,6 @@ def run(ws, line, args):
     elif action == "installed":
         base = providers.from_installed(ws, line, args.path)
     elif action == "debian":
-        from .model import debian
         base = debian.import_source(ws, line)
     elif action == "verify":
         base = basestore.select(ws, line, args.kind)
@@ -121,19 +122,15 @@ def run(ws, line, args):
 
 
 def status(ws, line):
-    found = False
-    for kind in basestore.KINDS:
-        base = basestore.load(ws, line, kind)
-        if base is None:
-            continue
-        found = True
-        print("%s: %s" % (kind, base.describe()))
+    bases = [basestore.load(ws, line, kind) for kind in basestore.KINDS]
+    for base in filter(None, bases):
+        print("%s: %s" % (base.kind, base.describe()))
         verified = base.record.get("verified")
         if verified:
             print("  %s" % ("matches the manifest" if not verified["problems"]
                             else "%d difference(s); run `python3 -m tools base "
                                  "verify`" % len(verified["problems"])))
-    if not found:
+    if not any(bases):
         print(no_base_message(line))
         installed = providers.find_installed(line)
         if installed:
@@ -153,9 +150,10 @@ def manifest(ws, line, args):
     if args.write:
         data = basestore.load_manifest(ws, line)
         data[base.version] = entries
-        basestore.write_manifest(ws, line, data)
+        path = ws.manifest_path(line)
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         print("recorded %d file(s) of CPython %s in %s"
-              % (len(entries), base.version, ws.manifest_path(line)))
+              % (len(entries), base.version, path))
     else:
         for path, digest in sorted(entries.items()):
             print("%s  %s" % (digest, path))
@@ -163,9 +161,7 @@ def manifest(ws, line, args):
 
 
 def forget(ws, line, kind):
-    import shutil
-    kinds = [kind] if kind else list(basestore.KINDS)
-    for each in kinds:
+    for each in [kind] if kind else basestore.KINDS:
         directory = ws.base_dir(line, each)
         if directory.exists():
             shutil.rmtree(directory)

@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .model import basestore, providers
+from .model import basestore, debian, providers
 from .model.make import (PIP_TARGET, applied_paths, configure_and_make,
                          count_warnings, install_paths, run_logged)
 from .model.tree import (apply_downstream, apply_series, ensure_applied,
@@ -30,7 +30,6 @@ from .model.tree import (apply_downstream, apply_series, ensure_applied,
 from .model.workspace import base_option
 from .model.errors import Failure, UsageError
 
-MODES = ("auto", "full", "overlay")
 # Extras installed into the patched interpreter for the end-to-end tests.
 EXTRAS = {"3.7": ["numpy==1.21.6"], "3.13": ["numpy==2.2.6"]}
 # Lib/ files of the series the overlay cannot install: they test core
@@ -40,7 +39,8 @@ OVERLAY_SKIP = {"Lib/test/test_memoryview.py", "Lib/test/test_bytes.py"}
 
 
 def add_arguments(parser):
-    parser.add_argument("--mode", choices=MODES, default="auto",
+    parser.add_argument("--mode", choices=("auto", "full", "overlay"),
+                        default="auto",
                         help="full build, overlay, or choose (default)")
     parser.add_argument("--debug", action="store_true",
                         help="full mode: a --with-pydebug build for refleaks")
@@ -57,17 +57,34 @@ def add_arguments(parser):
 
 
 def run(ws, line, args):
-    info = build(ws, line, mode=args.mode, debug=args.debug, jobs=args.jobs,
-                 extras=not args.no_extras, stock=args.stock)
+    debug, stock = args.debug, args.stock
+    if stock and (debug or args.mode == "overlay"):
+        raise UsageError("--stock is a full build of the source base without "
+                         "the series: leave out %s"
+                         % ("--debug" if debug else "--mode overlay"))
+    mode = choose_mode(ws, line, "full" if stock else args.mode, debug, stock)
+    jobs = args.jobs or os.cpu_count() or 1
+    logs = ws.build_dir(line) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    if mode == "full":
+        info = build_source(ws, line, debug, stock, jobs, logs)
+    else:
+        info = build_overlay(ws, line, logs)
+    if not debug and not stock:
+        info["notes"] = info.get("notes", []) + install_extras(
+            ws, line, info, logs, numpy=not args.no_extras)
+    record_path = ws.interpreter_record(
+        line, debug, variant="stock" if stock else None)
+    record_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     print("built: %s" % info["python"])
-    if info.get("stock"):
+    if stock:
         fixes = info["toolchain_fixes"]
         print("  stock: %s without the series%s" % (
             info["base"], "" if not fixes else
             ", but for its toolchain fix(es) %s" % ", ".join(fixes)))
         print("  compare: python3 -m tools bench%s" % base_option(line))
         return 0
-    print("  mode: %s%s" % (info["mode"], " (debug)" if info.get("debug") else ""))
+    print("  mode: %s%s" % (info["mode"], " (debug)" if debug else ""))
     print("  base: %s" % info["base"])
     print("  C accelerator: %s" % (
         "patched _pickle (pickle.Pickler is _pickle.Pickler)"
@@ -80,16 +97,15 @@ def run(ws, line, args):
     return 0
 
 
-def choose_mode(ws, line, mode, debug, out=print, stock=False):
+def choose_mode(ws, line, mode, debug, stock):
     source = basestore.load(ws, line, "source")
     if source is None and line.debian is not None and mode != "overlay":
         # A current line's source comes from Debian's registry, which every
         # machine of ours reaches: no manual step before the first build.
-        from .model import debian
-        out("no source base for %s: importing Debian's %s source package"
-            % (line.name, line.debian.package))
+        print("no source base for %s: importing Debian's %s source package"
+              % (line.name, line.debian.package))
         source = debian.import_source(ws, line)
-        out("imported: " + source.describe())
+        print("imported: " + source.describe())
     if mode == "auto":
         mode = "full" if source is not None else "overlay"
     if mode == "full" and source is None:
@@ -102,110 +118,73 @@ def choose_mode(ws, line, mode, debug, out=print, stock=False):
     return mode
 
 
-def build(ws, line, mode="auto", debug=False, jobs=None, extras=True,
-          out=print, stock=False):
-    if stock and (debug or mode == "overlay"):
-        raise UsageError("--stock is a full build of the source base without "
-                         "the series: leave out %s"
-                         % ("--debug" if debug else "--mode overlay"))
-    mode = choose_mode(ws, line, "full" if stock else mode, debug, out,
-                       stock)
-    jobs = jobs or os.cpu_count() or 1
-    logs = ws.build_dir(line) / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+def build_source(ws, line, debug, stock, jobs, logs):
+    """configure, make and install the patched or the stock work tree (a
+    debug build runs from OBJ): the builds differ only by their sources and
+    --with-pydebug.  Returns the interpreter's record."""
+    build = ws.build_dir(line)
     if stock:
-        info = build_stock(ws, line, jobs, logs, out)
-    elif mode == "full":
-        info = build_full(ws, line, debug, jobs, logs, out)
+        build = build / "stock"
+        applied = apply_series(ws, line, kind="source",
+                               upto=line.toolchain_fixes, src=build / "src")
+        print_result(applied)
     else:
-        info = build_overlay(ws, line, logs, out)
-    if not debug and not stock:
-        info["notes"] = info.get("notes", []) + install_extras(
-            ws, line, info, logs, out, numpy=extras)
-    record_path = ws.interpreter_record(
-        line, debug, variant="stock" if stock else None)
-    record_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-    return info
-
-
-# -- full build ---------------------------------------------------------------
-
-def build_full(ws, line, debug, jobs, logs, out):
-    applied = ensure_applied_kind(ws, line, "source", out)
-    name = "debug" if debug else "obj"
-    return compile_tree(line, applied, ws.build_dir(line) / name,
-                        ws.build_dir(line) / "prefix", debug, jobs,
-                        logs / ("%s.log" % name), out)
-
-
-def build_stock(ws, line, jobs, logs, out):
-    """The source base with only the line's toolchain fixes applied, in a
-    work tree of its own, compiled and installed as build_full does."""
-    stock = ws.build_dir(line) / "stock"
-    applied = apply_series(ws, line, kind="source", upto=line.toolchain_fixes,
-                           src=stock / "src")
-    print_result(applied, out)
-    info = compile_tree(line, applied, stock / "obj", stock / "prefix", False,
-                        jobs, logs / "stock.log", out)
-    info.update(stock=True, toolchain_fixes=list(applied["patches"]))
-    return info
-
-
-def compile_tree(line, applied, obj, prefix, debug, jobs, log, out):
-    """configure and make the work tree of APPLIED out of tree in OBJ, and
-    install it into PREFIX (a debug build runs from OBJ instead).  Every
-    build of a line goes through here, so that they differ only by the
-    sources and --with-pydebug.  Returns the interpreter's record."""
+        applied = ensure_applied_kind(ws, line, "source")
+    obj = build / ("debug" if debug else "obj")
+    log = logs / ("%s.log" % ("stock" if stock else obj.name))
+    prefix = build / "prefix"
     src = applied["src"]
     options = ["--prefix=%s" % prefix]
     if debug:
         options.append("--with-pydebug")
-    configure_and_make(src, obj, options, applied["head"], jobs, log, out)
+    configure_and_make(src, obj, options, applied["head"], jobs, log, print)
     warnings = count_warnings(log, applied_paths(src))
     if debug:
         python = obj / "python"
     else:
-        out("installing into %s" % prefix)
+        print("installing into %s" % prefix)
         run_logged(["make", "install"], obj, log, "make install")
         python = prefix / "bin" / ("python" + line.name)
-    check_interpreter(python, line)
+    check_interpreter(python)
     base = applied["base"]
-    return {"mode": "full", "debug": debug, "python": str(python),
+    info = {"mode": "full", "debug": debug, "python": str(python),
             "c_accelerator": True, "base": base.describe(),
             "base_version": base.version, "pickle_base_version": base.version,
             "head": applied["head"],
             "warnings_in_series_files": warnings, "log": str(log)}
+    if stock:
+        info.update(stock=True, toolchain_fixes=list(applied["patches"]))
+    return info
 
 
-def ensure_applied_kind(ws, line, kind, out):
+def ensure_applied_kind(ws, line, kind):
     """Apply the series to the base of KIND unless it already is."""
     record = read_record(ws, line)
     if record and record.get("base_kind") == kind:
-        return ensure_applied(ws, line, out)
+        return ensure_applied(ws, line)
     result = apply_series(ws, line, kind=kind)
-    print_result(result, out)
+    print_result(result)
     return result
 
 
-def check_interpreter(python, line):
+def check_interpreter(python):
     proc = subprocess.run([str(python), "-c",
                            "import pickle; print(pickle.HIGHEST_PROTOCOL)"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True)
     if proc.returncode != 0:
         raise Failure("the built interpreter %s does not import pickle: %s"
-                      % (python, (proc.stderr.strip().splitlines() or ["?"])[-1]))
+                      % (python, (proc.stderr.strip().splitlines()
+                                  or ["?"])[-1]))
 
 
-# -- overlay ------------------------------------------------------------------
-
-def build_overlay(ws, line, logs, out):
+def build_overlay(ws, line, logs):
     installed = basestore.load(ws, line, "installed")
     if installed is None:
-        out("no installed base recorded: looking for an installed CPython %s"
-            % line.name)
+        print("no installed base recorded: looking for an installed CPython "
+              "%s" % line.name)
         installed = providers.from_installed(ws, line)
-        out("imported: " + installed.describe())
+        print("imported: " + installed.describe())
     facts = installed.record
     prefix_src = Path(facts["prefix"])
     if not (prefix_src / "bin").is_dir():
@@ -213,8 +192,8 @@ def build_overlay(ws, line, logs, out):
                          "`python3 -m tools base installed`" % prefix_src)
     source = basestore.load(ws, line, "source")
     with_c = source is not None
-    applied = ensure_applied_kind(ws, line, "source" if with_c else "installed",
-                                  out)
+    applied = ensure_applied_kind(ws, line,
+                                  "source" if with_c else "installed")
     src = applied["src"]
     overlay = ws.build_dir(line) / "overlay"
     state_path = ws.build_dir(line) / "overlay.json"
@@ -222,33 +201,28 @@ def build_overlay(ws, line, logs, out):
     if state.get("prefix") != str(prefix_src) or not overlay.exists():
         if overlay.exists():
             shutil.rmtree(overlay)
-        out("copying %s to %s" % (prefix_src, overlay))
+        print("copying %s to %s" % (prefix_src, overlay))
         shutil.copytree(prefix_src, overlay, symlinks=True)
         state = {"prefix": str(prefix_src), "installed": []}
-    stdlib = overlay / Path(facts["stdlib"]).relative_to(prefix_src)
-    dynload = overlay / Path(facts["platstdlib"]).relative_to(prefix_src) / \
-        "lib-dynload"
     # Put back what an earlier overlay build replaced, then install anew.
     for rel in state.get("installed", []):
         if (prefix_src / rel).exists():
             shutil.copy2(prefix_src / rel, overlay / rel)
         else:
             (overlay / rel).unlink(missing_ok=True)
-    installed_now = []
-
-    def install(source_file, target):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source_file, target)
-        installed_now.append(str(target.relative_to(overlay)))
-        cache = target.parent / "__pycache__"
-        if target.suffix == ".py" and cache.is_dir():
-            for stale in cache.glob(target.stem + ".*.pyc"):
-                stale.unlink()
-
+    stdlib = overlay / Path(facts["stdlib"]).relative_to(prefix_src)
+    dynload = overlay / Path(facts["platstdlib"]).relative_to(prefix_src) / \
+        "lib-dynload"
     lib_files = [p for p in applied_paths(src)
                  if p.startswith("Lib/") and p not in OVERLAY_SKIP]
-    for rel in lib_files:
-        install(src / rel, stdlib / rel[len("Lib/"):])
+    targets = [stdlib / rel[len("Lib/"):] for rel in lib_files]
+    for rel, target in zip(lib_files, targets):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / rel, target)
+        if target.suffix == ".py":
+            cache = target.parent / "__pycache__"
+            for stale in cache.glob(target.stem + ".*.pyc"):
+                stale.unlink()
     overlay_dir = ws.overlay_dir(line)
     apply_downstream(ws, line, stdlib)
     python = overlay / "bin" / ("python" + line.name)
@@ -263,41 +237,40 @@ def build_overlay(ws, line, logs, out):
     compile_extension(cfg, [added / "Objects" / "picklebufobject.c",
                             overlay_dir / "_picklebuffermodule.c"],
                       [added / "Include"], module, log)
-    installed_now.append(str(module.relative_to(overlay)))
     stock_pickle = dynload / ("_pickle" + cfg["EXT_SUFFIX"])
+    changed = targets + [module]
+    if with_c or stock_pickle.exists():
+        changed.append(stock_pickle)
     if with_c:
         compile_extension(cfg, [src / "Modules" / "_pickle.c"],
                           [added / "Include", src / "Modules"], stock_pickle,
                           log, force_include=overlay_dir / "picklebuffer_api.h")
-        installed_now.append(str(stock_pickle.relative_to(overlay)))
     elif stock_pickle.exists():
         # The stock accelerator knows nothing of protocol 5: without it,
         # pickle falls back to the patched Python classes everywhere.
         stock_pickle.unlink()
-        installed_now.append(str(stock_pickle.relative_to(overlay)))
         notes.append("no C sources in the base: removed the stock _pickle")
     warnings = count_warnings(log, ["Objects/picklebufobject.c",
                                     "Modules/_pickle.c",
                                     "_picklebuffermodule.c"])
     subprocess.run([str(python), "-m", "compileall", "-q"] +
-                   [str(stdlib / rel[len("Lib/"):]) for rel in lib_files],
+                   [str(target) for target in targets],
                    stdout=subprocess.DEVNULL)
-    state["installed"] = sorted(set(installed_now))
+    state["installed"] = sorted({str(p.relative_to(overlay))
+                                 for p in changed})
     state_path.write_text(json.dumps(state, indent=2) + "\n")
-    check_interpreter(python, line)
-    if with_c and source.version != facts["version"]:
+    check_interpreter(python)
+    # The pickle modules come from the source base when there is one.
+    pickle_version = source.version if with_c else facts["version"]
+    if pickle_version != facts["version"]:
         notes.append("the pickle modules come from patched %s, the rest of "
-                     "the interpreter is %s" % (source.version,
+                     "the interpreter is %s" % (pickle_version,
                                                 facts["version"]))
     return {"mode": "overlay", "debug": False, "python": str(python),
             "c_accelerator": with_c,
             "base": (source.describe() + " on " if with_c else "") +
-            installed.describe(),
-            "base_version": facts["version"],
-            # The pickle modules come from the source base when there is one.
-            "pickle_base_version": source.version if with_c else
-            facts["version"],
-            "head": applied["head"],
+            installed.describe(), "base_version": facts["version"],
+            "pickle_base_version": pickle_version, "head": applied["head"],
             "warnings_in_series_files": warnings, "log": str(log),
             "notes": notes}
 
@@ -313,50 +286,50 @@ def compiler_config(python):
     return json.loads(proc.stdout)
 
 
-def compile_extension(cfg, sources, includes, target, log, force_include=None):
-    objects = []
-    for source in sources:
-        obj = target.parent / (target.name + "." + Path(source).stem + ".o")
-        args = cfg["CC"].split() + cfg["CFLAGS"].split() + \
-            cfg["CCSHARED"].split() + ["-I" + str(i) for i in includes] + \
-            ["-I" + cfg["INCLUDEPY"]]
-        if force_include:
-            args += ["-include", str(force_include)]
-        args += ["-c", str(source), "-o", str(obj)]
-        run_logged(args, target.parent, log, "compiling %s" % Path(source).name)
-        objects.append(obj)
+def compile_extension(cfg, sources, includes, target, log,
+                      force_include=None):
+    args = cfg["CC"].split() + cfg["CFLAGS"].split() + \
+        cfg["CCSHARED"].split() + ["-I" + str(i) for i in includes] + \
+        ["-I" + cfg["INCLUDEPY"]]
+    if force_include:
+        args += ["-include", str(force_include)]
+    objects = [target.parent / (target.name + "." + source.stem + ".o")
+               for source in sources]
+    for source, obj in zip(sources, objects):
+        run_logged(args + ["-c", str(source), "-o", str(obj)], target.parent,
+                   log, "compiling %s" % source.name)
     run_logged(cfg["LDSHARED"].split() + [str(o) for o in objects] +
-         ["-o", str(target)], target.parent, log, "linking %s" % target.name)
+               ["-o", str(target)], target.parent, log,
+               "linking %s" % target.name)
     for obj in objects:
         obj.unlink()
 
 
-# -- what the interpreter carries beyond the series ---------------------------
-
-def install_extras(ws, line, info, logs, out, numpy=True):
+def install_extras(ws, line, info, logs, numpy=True):
     """The pickle5 alias, and numpy (best effort: needs PyPI).  The alias
     and its dist-info go into the standard library, which every venv made
     from the interpreter sees, so that pip does not install the backport
     over it."""
-    notes = []
     python = Path(info["python"])
     stdlib, target = install_paths(python)
     shim = ws.stdlib_extras_dir(line)
-    if shim.is_dir():
-        for item in shim.iterdir():
-            # An earlier build put the alias into site-packages.
-            for dest in (target / item.name, stdlib / item.name):
-                if dest.exists():
-                    shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
-            copy = shutil.copytree if item.is_dir() else shutil.copy2
-            copy(item, stdlib / item.name)
-    wanted = EXTRAS.get(line.name, []) if numpy else []
-    missing = [req for req in wanted if not has_module(python,
-                                                       req.split("==")[0])]
+    for item in shim.iterdir() if shim.is_dir() else []:
+        # An earlier build put the alias into site-packages.
+        for dest in (target / item.name, stdlib / item.name):
+            if dest.exists():
+                shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+        copy = shutil.copytree if item.is_dir() else shutil.copy2
+        copy(item, stdlib / item.name)
+    missing = []
+    for req in EXTRAS.get(line.name, []) if numpy else []:
+        if subprocess.run([str(python), "-c", "import " + req.split("==")[0]],
+                          stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode != 0:
+            missing.append(req)
     if not missing:
-        return notes
-    out("installing %s into the patched interpreter (from PyPI)"
-        % ", ".join(missing))
+        return []
+    print("installing %s into the patched interpreter (from PyPI)"
+          % ", ".join(missing))
     log = logs / "extras.log"
     with open(log, "w") as f:
         proc = subprocess.run(
@@ -366,13 +339,7 @@ def install_extras(ws, line, info, logs, out, numpy=True):
              "--ignore-requires-python",
              "--target", str(target)] + PIP_TARGET[line.name] + missing,
             stdout=f, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        notes.append("could not install %s (offline? see %s): the numpy "
-                     "tests will be skipped" % (", ".join(missing), log))
-    return notes
-
-
-def has_module(python, name):
-    return subprocess.run([str(python), "-c", "import " + name],
-                          stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL).returncode == 0
+    if proc.returncode == 0:
+        return []
+    return ["could not install %s (offline? see %s): the numpy tests will be "
+            "skipped" % (", ".join(missing), log)]

@@ -1,9 +1,8 @@
 """Imported bases in the cache, and their verification against manifests.
 
-A line keeps at most one base of each kind: "source", a full CPython source
-tree for the full build, and "installed", an installed interpreter's Lib/
-for the overlay build.  Each base directory holds base.json (what it is,
-where it came from) and tree/ (the files).
+A line keeps at most one base of each kind: "source", a CPython source tree
+for the full build, and "installed", an installed interpreter's Lib/ for
+the overlay build; each in a directory with base.json and tree/.
 """
 
 import datetime
@@ -11,7 +10,6 @@ import hashlib
 import json
 import re
 import shutil
-from pathlib import Path
 
 from .errors import UsageError
 
@@ -33,26 +31,11 @@ def patchlevel_version(text):
     return match.group(1) if match else None
 
 
-def tree_version(tree):
-    """PY_VERSION of a CPython source tree, from Include/patchlevel.h."""
-    header = Path(tree, "Include", "patchlevel.h")
-    return patchlevel_version(header.read_text()) if header.exists() else None
-
-
-def check_line_version(line, version, what):
-    if version is None:
-        raise UsageError("%s is not a CPython source tree "
-                         "(no Include/patchlevel.h)" % what)
-    if not (version == line.name or version.startswith(line.name + ".")):
-        raise UsageError("%s is CPython %s, not %s: pick the matching "
-                         "series with --base" % (what, version, line.name))
-
-
 class Base:
     """One imported base: a directory in the cache with a record."""
 
     def __init__(self, directory, record):
-        self.directory = Path(directory)
+        self.directory = directory
         self.record = record
 
     kind = property(lambda self: self.record["kind"])
@@ -62,10 +45,10 @@ class Base:
     def describe(self):
         text = "CPython %s %s base from %s" % (
             self.version, self.kind, self.record["origin"])
-        if self.record.get("missing"):
+        missing = self.record.get("missing")
+        if missing:
             text += " (%d file(s) missing from the origin: %s)" % (
-                len(self.record["missing"]),
-                ", ".join(self.record["missing"][:3]))
+                len(missing), ", ".join(missing[:3]))
         return text
 
     def label(self):
@@ -83,18 +66,16 @@ def load(ws, line, kind):
     if not path.exists() or not (directory / "tree").is_dir():
         return None
     try:
-        record = json.loads(path.read_text())
+        return Base(directory, json.loads(path.read_text()))
     except ValueError:
         raise UsageError("the base record %s is corrupt: remove it with "
                          "`python3 -m tools base forget --base %s --kind %s`"
                          % (path, line.name, kind)) from None
-    return Base(directory, record)
 
 
 def select(ws, line, kind=None):
     """The base to build from: the source base when there is one."""
-    kinds = [kind] if kind else list(KINDS)
-    for candidate in kinds:
+    for candidate in [kind] if kind else KINDS:
         base = load(ws, line, candidate)
         if base is not None:
             return base
@@ -108,10 +89,10 @@ def install(ws, line, kind, staged_tree, record):
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     shutil.move(str(staged_tree), str(directory / "tree"))
-    record = dict(record, line=line.name, kind=kind,
-                  imported=datetime.datetime.now(datetime.timezone.utc)
-                  .isoformat(timespec="seconds"))
-    base = Base(directory, record)
+    base = Base(directory, dict(
+        record, line=line.name, kind=kind,
+        imported=datetime.datetime.now(datetime.timezone.utc)
+        .isoformat(timespec="seconds")))
     base.save()
     return base
 
@@ -128,41 +109,32 @@ def load_manifest(ws, line):
         raise UsageError("%s is not valid JSON: %s" % (path, exc)) from None
 
 
-def write_manifest(ws, line, manifest):
-    path = ws.manifest_path(line)
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-
-
 def relevant_paths(base, paths):
     """The touched paths a base of this kind can have."""
-    if base.kind == "installed":
-        return [p for p in paths if p.startswith("Lib/")]
-    return list(paths)
+    return [p for p in paths if base.kind != "installed" or
+            p.startswith("Lib/")]
 
 
 def verify(ws, line, base, touched):
     """Compare the files the series touches with the manifest: (whether it
     knows this version, the differences as sentences)."""
-    manifest = load_manifest(ws, line)
-    expected = manifest.get(base.version)
+    expected = load_manifest(ws, line).get(base.version)
     problems = []
     for path in relevant_paths(base, touched):
         local = base.tree / path
         if not local.exists():
             problems.append("%s: missing from the base" % path)
+        elif expected is None:
             continue
-        if expected is None:
-            continue
-        want = expected.get(path)
-        if want is None:
+        elif expected.get(path) is None:
             problems.append("%s: not in the manifest of %s (run `python3 -m "
                             "tools base manifest --write` on a trusted base)"
                             % (path, base.version))
-        elif want != sha256_file(local):
+        elif expected[path] != sha256_file(local):
             problems.append("%s: differs from CPython %s (sha256 %s..., "
                             "expected %s...)" % (path, base.version,
                                                  sha256_file(local)[:12],
-                                                 want[:12]))
+                                                 expected[path][:12]))
     return expected is not None, problems
 
 

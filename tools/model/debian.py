@@ -1,9 +1,6 @@
-"""Debian's source package as a provider of a pristine upstream base.
-
-Debian serves its CPython sources from the same registry as its binaries,
-and the .orig tarball of a source package is the upstream release tarball,
-byte for byte; no Debian patch is used.  apt runs with a private
-configuration in the cache, leaving the machine's sources alone.  apt
+"""Debian's source package as a provider of a pristine upstream base: its
+.orig tarball is the upstream release tarball, byte for byte (no Debian
+patch is used).  apt runs with a private configuration in the cache and
 checks the index against the suite's signed Release file; we check the
 .orig tarball against the .dsc's sha256, the pinned python.org sha256 and,
 when gpg is installed, upstream's OpenPGP signature.
@@ -23,19 +20,7 @@ from .errors import Failure, UsageError
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 
-def apt_options(root):
-    lists = root / "lists"
-    (lists / "partial").mkdir(parents=True, exist_ok=True)
-    (root / "archives" / "partial").mkdir(parents=True, exist_ok=True)
-    (root / "sources.list.d").mkdir(exist_ok=True)
-    return ["-o", "Dir::Etc::SourceList=%s" % (root / "sources.list"),
-            "-o", "Dir::Etc::SourceParts=%s" % (root / "sources.list.d"),
-            "-o", "Dir::State::Lists=%s" % lists,
-            "-o", "Dir::Cache::Archives=%s" % (root / "archives"),
-            "-o", "APT::Sandbox::User=root", "-q"]
-
-
-def apt(args, cwd=None, what="apt-get"):
+def apt(args, what, cwd=None):
     proc = subprocess.run(["apt-get"] + args, cwd=cwd, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
     if proc.returncode != 0:
@@ -43,7 +28,6 @@ def apt(args, cwd=None, what="apt-get"):
         detail = lines[0] if lines else (proc.stderr.strip().splitlines()
                                          or ["exit status %d" % proc.returncode])[-1]
         raise Failure("%s failed: %s" % (what, detail))
-    return proc
 
 
 def dsc_checksums(dsc_text):
@@ -59,16 +43,16 @@ def verify_signature(orig, signature, debian_tarball, fingerprint):
     """Check upstream's signature; return a sentence saying what was done."""
     if shutil.which("gpg") is None:
         return "upstream signature not checked: gpg is not installed"
+    try:
+        with tarfile.open(debian_tarball) as archive:
+            member = archive.extractfile("debian/upstream/signing-key.asc")
+            key = member.read() if member else None
+    except (KeyError, tarfile.TarError):
+        key = None
+    if not key:
+        return ("upstream signature not checked: the package ships no "
+                "upstream signing key")
     with tempfile.TemporaryDirectory() as home:
-        try:
-            with tarfile.open(debian_tarball) as archive:
-                member = archive.extractfile("debian/upstream/signing-key.asc")
-                key = member.read() if member else None
-        except (KeyError, tarfile.TarError):
-            key = None
-        if not key:
-            return ("upstream signature not checked: the package ships no "
-                    "upstream signing key")
         env = dict(os.environ, GNUPGHOME=home)
         subprocess.run(["gpg", "--batch", "--quiet", "--import"], input=key,
                        env=env, stdout=subprocess.DEVNULL,
@@ -98,11 +82,16 @@ def download(ws, line):
         raise UsageError("%s is missing: install the debian-archive-keyring "
                          "package" % KEYRING)
     root = ws.cache / "apt" / source.suite
-    root.mkdir(parents=True, exist_ok=True)
+    for sub in ("lists/partial", "archives/partial", "sources.list.d"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
     (root / "sources.list").write_text(
         "deb-src [signed-by=%s] %s %s main\n" % (KEYRING, source.mirror,
                                                 source.suite))
-    options = apt_options(root)
+    options = ["-o", "Dir::Etc::SourceList=%s" % (root / "sources.list"),
+               "-o", "Dir::Etc::SourceParts=%s" % (root / "sources.list.d"),
+               "-o", "Dir::State::Lists=%s" % (root / "lists"),
+               "-o", "Dir::Cache::Archives=%s" % (root / "archives"),
+               "-o", "APT::Sandbox::User=root", "-q"]
     apt(options + ["update"], what="apt-get update for %s" % source.suite)
     target = ws.downloads_dir() / "debian" / source.package
     target.mkdir(parents=True, exist_ok=True)
@@ -148,8 +137,7 @@ def import_source(ws, line):
                                       source.signing_key))
     else:
         notes.append("upstream signature not checked: no .asc in the package")
-    base = providers.from_tarball(
+    return providers.from_tarball(
         ws, line, orig, origin="Debian %s %s (%s): %s" % (
             source.package, dsc.stem.split("_", 1)[1], source.suite,
             "; ".join(notes)))
-    return base

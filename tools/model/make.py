@@ -21,8 +21,8 @@ PIP_TARGET = {
 
 
 def run_logged(args, cwd, log, what):
-    """Run a build step (configure, make, cc) with its output appended to
-    LOG; fail with the tail of the log."""
+    """Run a build step with its output appended to LOG; fail with the
+    tail of the log."""
     with open(log, "a") as f:
         f.write("\n$ %s\n" % " ".join(map(str, args)))
         f.flush()
@@ -36,10 +36,8 @@ def run_logged(args, cwd, log, what):
 
 
 def configure_and_make(src, obj, options, head, jobs, log, out=None):
-    """Build the work tree SRC (at commit HEAD) out of tree in OBJ.
-
-    configure runs again only when OPTIONS changed; make is incremental.
-    The log starts afresh; a failure raises Failure with its tail."""
+    """Build the work tree SRC (at commit HEAD) out of tree in OBJ, logged
+    afresh in LOG: configure runs again only when OPTIONS changed."""
     stamp = obj / "zerocopy-configure.json"
     log.write_text("")
     obj.mkdir(parents=True, exist_ok=True)
@@ -50,31 +48,25 @@ def configure_and_make(src, obj, options, head, jobs, log, out=None):
                                          "default options"))
         run_logged([str(src / "configure")] + options, obj, log, "configure")
         stamp.write_text(json.dumps(options))
-    forget_stale_extensions(src, obj, head)
+    # setup.py only rebuilds an extension whose own sources are newer:
+    # after a header changed, it must rebuild them all.
+    built_head = obj / "zerocopy-head"
+    previous = built_head.read_text().strip() if built_head.exists() else head
+    if previous != head:
+        proc = subprocess.run(["git", "-C", str(src), "diff", "--name-only",
+                               previous, head], stdout=subprocess.PIPE,
+                              text=True)
+        changed = proc.stdout.split() if proc.returncode == 0 else ["?.h"]
+        if any(path.endswith(".h") for path in changed):
+            for built in [*obj.glob("build/lib.*"), *obj.glob("build/temp.*")]:
+                shutil.rmtree(built)
+            # build/lib.* also held the generated _sysconfigdata module;
+            # make regenerates it when pybuilddir.txt is missing.
+            (obj / "pybuilddir.txt").unlink(missing_ok=True)
     if out:
         out("compiling in %s with make -j%d (log: %s)" % (obj, jobs, log))
     run_logged(["make", "-j%d" % jobs], obj, log, "make")
-    (obj / "zerocopy-head").write_text(head)
-
-
-def forget_stale_extensions(src, obj, head):
-    """Make setup.py rebuild extension modules after a header changed:
-    it only rebuilds an extension whose own sources are newer."""
-    stamp = obj / "zerocopy-head"
-    if not stamp.exists():
-        return
-    previous = stamp.read_text().strip()
-    if previous == head:
-        return
-    proc = subprocess.run(["git", "-C", str(src), "diff", "--name-only",
-                           previous, head], stdout=subprocess.PIPE, text=True)
-    changed = proc.stdout.split() if proc.returncode == 0 else ["?.h"]
-    if any(path.endswith(".h") for path in changed):
-        for built in [*obj.glob("build/lib.*"), *obj.glob("build/temp.*")]:
-            shutil.rmtree(built)
-        # build/lib.* also held the generated _sysconfigdata module; make
-        # regenerates it when pybuilddir.txt is missing.
-        (obj / "pybuilddir.txt").unlink(missing_ok=True)
+    built_head.write_text(head)
 
 
 def applied_paths(src):

@@ -1,19 +1,14 @@
-"""Ways to obtain a base: a source directory, a release tarball, a git
-directory at a revision, a download from python.org, an installed
-interpreter, or Debian's source package.
-
-Every provider stages the tree in a temporary directory inside the cache
-and only then replaces the cached base, so a failed import never loses the
-base that was there before.
-"""
+"""Ways to obtain a base (Debian's source package: debian.py).  Every
+provider stages the tree in a temporary directory inside the cache and only
+then replaces the cached base, so a failed import never loses the base that
+was there before."""
 
 import contextlib
 import glob
-import hashlib
+import json
 import os
 import re
 import shutil
-import stat
 import subprocess
 import tarfile
 import tempfile
@@ -23,7 +18,7 @@ from pathlib import Path
 
 from . import basestore
 from .errors import Failure, UsageError
-from .gitutil import require_program
+from .gitutil import require_program, run
 
 # Build products that must not travel with a source tree: CPython refuses
 # to build out of tree from a source directory that was configured in place.
@@ -48,27 +43,28 @@ def staging(ws):
 def mark_scripts_executable(tree):
     """Give every file starting with '#!' the executable bits: snapshots
     can lose file modes, and configure and its scripts must run."""
-    count = 0
     for dirpath, dirnames, filenames in os.walk(tree):
         dirnames[:] = [d for d in dirnames if d != ".git"]
         for name in filenames:
-            path = os.path.join(dirpath, name)
-            if os.path.islink(path):
+            path = Path(dirpath, name)
+            if path.is_symlink():
                 continue
             with open(path, "rb") as f:
-                if f.read(2) != b"#!":
-                    continue
-            mode = os.stat(path).st_mode
-            if mode & 0o111 != 0o111:
-                os.chmod(path, mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-                count += 1
-    return count
+                if f.read(2) == b"#!":
+                    path.chmod(path.stat().st_mode | 0o111)
 
 
 def _finish_source(ws, line, staged, origin, missing=()):
     tree = staged / "tree"
-    version = basestore.tree_version(tree)
-    basestore.check_line_version(line, version, origin)
+    header = tree / "Include" / "patchlevel.h"
+    version = basestore.patchlevel_version(
+        header.read_text()) if header.exists() else None
+    if version is None:
+        raise UsageError("%s is not a CPython source tree "
+                         "(no Include/patchlevel.h)" % origin)
+    if not (version == line.name or version.startswith(line.name + ".")):
+        raise UsageError("%s is CPython %s, not %s: pick the matching "
+                         "series with --base" % (origin, version, line.name))
     if not (tree / "configure").exists() or not (tree / "Modules").is_dir():
         raise UsageError("%s has Include/patchlevel.h but no configure or "
                          "Modules/: not a complete source tree" % origin)
@@ -77,131 +73,99 @@ def _finish_source(ws, line, staged, origin, missing=()):
         "version": version, "origin": origin, "missing": sorted(missing)})
 
 
-# -- source directory ---------------------------------------------------------
-
 def from_directory(ws, line, directory):
     directory = Path(directory).resolve()
     if not (directory / "Include" / "patchlevel.h").exists():
         raise UsageError("%s is not a CPython source tree (no "
                          "Include/patchlevel.h)" % directory)
-    tracked = None
+    tracked = []
     if (directory / ".git").exists() and shutil.which("git"):
-        proc = subprocess.run(["git", "-C", str(directory), "ls-files", "-z"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        if proc.returncode == 0 and proc.stdout:
-            tracked = [p for p in proc.stdout.decode().split("\0") if p]
-    if tracked is None:
-        tracked = []
+        proc = run(["git", "-C", str(directory), "ls-files", "-z"],
+                   check=False)
+        if proc.returncode == 0:
+            tracked = [p for p in proc.stdout.split("\0") if p]
+    if not tracked:
         for dirpath, dirnames, filenames in os.walk(directory):
-            rel_dir = os.path.relpath(dirpath, directory)
-            dirnames[:] = [d for d in dirnames if not BUILD_PRODUCTS.search(
-                os.path.normpath(os.path.join(rel_dir, d)))]
-            for name in filenames:
-                rel = os.path.normpath(os.path.join(rel_dir, name))
-                if not BUILD_PRODUCTS.search(rel):
-                    tracked.append(rel)
+            rel = Path(dirpath).relative_to(directory)
+            dirnames[:] = [d for d in dirnames
+                           if not BUILD_PRODUCTS.search(str(rel / d))]
+            tracked += [rel / name for name in filenames
+                        if not BUILD_PRODUCTS.search(str(rel / name))]
     with staging(ws) as staged:
-        tree = staged / "tree"
         for rel in tracked:
-            src = directory / rel
-            dst = tree / rel
+            src, dst = directory / rel, staged / "tree" / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
-            if src.is_symlink():
-                os.symlink(os.readlink(src), dst)
-            elif src.is_file():
-                shutil.copy2(src, dst)
+            if src.is_symlink() or src.is_file():
+                shutil.copy2(src, dst, follow_symlinks=False)
         return _finish_source(ws, line, staged, "directory %s" % directory)
 
 
-# -- release tarball ----------------------------------------------------------
-
-def _safe_members(archive, origin):
-    members = archive.getmembers()
-    tops = {m.name.split("/", 1)[0] for m in members if m.name.strip("/")}
-    strip = tops.pop() + "/" if len(tops) == 1 else ""
-    for member in members:
-        name = member.name
-        if name.startswith("/") or ".." in Path(name).parts:
-            raise UsageError("%s contains an unsafe path %r; refusing it"
-                             % (origin, name))
-        if member.islnk() or member.issym():
-            target = member.linkname
-            if target.startswith("/") or ".." in Path(target).parts:
-                if member.issym():
-                    # CPython tarballs have none; skip rather than escape.
-                    continue
-        if strip and name.startswith(strip):
-            member.name = name[len(strip):]
-        elif strip and name == strip.rstrip("/"):
-            continue
-        if member.islnk() and strip and member.linkname.startswith(strip):
-            member.linkname = member.linkname[len(strip):]
-        if member.name:
-            yield member
+def _escapes(name):
+    return name.startswith("/") or ".." in Path(name).parts
 
 
 def from_tarball(ws, line, tarball, origin=None):
     tarball = Path(tarball).resolve()
     origin = origin or "tarball %s" % tarball
-
     if not tarball.is_file():
         raise UsageError("no such file: %s" % tarball)
     with staging(ws) as staged:
-        tree = staged / "tree"
-        tree.mkdir()
+        unpacked = staged / "unpacked"
+        unpacked.mkdir()
         try:
             with tarfile.open(tarball) as archive:
-                members = list(_safe_members(archive, origin))
-                archive.extractall(tree, members=members)
+                members = archive.getmembers()
+                for member in members:
+                    if _escapes(member.name):
+                        raise UsageError("%s contains an unsafe path %r; "
+                                         "refusing it" % (origin, member.name))
+                # CPython tarballs have no symlink out of the tree: skip
+                # rather than escape.
+                archive.extractall(unpacked, members=[
+                    m for m in members
+                    if not (m.issym() and _escapes(m.linkname))])
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise UsageError("cannot read %s: %s (a corrupt or truncated "
                              "download?)" % (tarball, exc)) from None
+        # The tree is the one top directory (Python-X.Y.Z/) if there is one.
+        top = list(unpacked.iterdir())
+        if len(top) == 1 and top[0].is_dir():
+            unpacked = top[0]
+        unpacked.rename(staged / "tree")
         return _finish_source(ws, line, staged, origin)
 
-
-# -- git directory at a revision ---------------------------------------------
 
 def from_git(ws, line, repo, rev):
     require_program("git", "to import from a git directory")
     repo = Path(repo).resolve()
-    proc = subprocess.run(["git", "--git-dir", str(_git_dir(repo)), "rev-parse",
-                           "--verify", "--quiet", rev + "^{commit}"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    git = ["git", "--git-dir",
+           str(repo / ".git" if (repo / ".git").exists() else repo)]
+    proc = run(git + ["rev-parse", "--verify", "--quiet", rev + "^{commit}"],
+               check=False)
     if proc.returncode != 0:
         raise UsageError("%s has no commit %r" % (repo, rev))
     commit = proc.stdout.strip()
-    git_dir = str(_git_dir(repo))
+    listing = run(git + ["ls-tree", "-r", "-z", commit]).stdout
+    missing = []
     with staging(ws) as staged:
-        tree = staged / "tree"
-        listing = subprocess.run(["git", "--git-dir", git_dir, "ls-tree", "-r",
-                                  "-z", commit], stdout=subprocess.PIPE,
-                                 check=True).stdout.decode()
-        entries = []
-        for item in listing.split("\0"):
-            if not item:
-                continue
-            meta, path = item.split("\t", 1)
-            mode, kind, sha = meta.split()
-            if kind == "blob":
-                entries.append((mode, sha, path))
-        missing = []
         # One cat-file process streams every blob; absent objects (partial
         # snapshots) come back as "<sha> missing" and are skipped.
-        batch = subprocess.Popen(["git", "--git-dir", git_dir, "cat-file",
-                                  "--batch"], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE)
-        try:
-            for mode, sha, path in entries:
+        with subprocess.Popen(git + ["cat-file", "--batch"],
+                              stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE) as batch:
+            for item in listing.split("\0")[:-1]:
+                meta, path = item.split("\t", 1)
+                mode, kind, sha = meta.split()
+                if kind != "blob":
+                    continue
                 batch.stdin.write(sha.encode() + b"\n")
                 batch.stdin.flush()
-                header = batch.stdout.readline().decode().split()
-                if len(header) == 2 and header[1] == "missing":
+                header = batch.stdout.readline().split()
+                if header[1:] == [b"missing"]:
                     missing.append(path)
                     continue
-                size = int(header[2])
-                data = batch.stdout.read(size)
-                batch.stdout.read(1)
-                dst = tree / path
+                data = batch.stdout.read(int(header[2]) + 1)[:-1]
+                dst = staged / "tree" / path
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 if mode == "120000":
                     os.symlink(data.decode(), dst)
@@ -209,15 +173,8 @@ def from_git(ws, line, repo, rev):
                 dst.write_bytes(data)
                 if mode == "100755":
                     dst.chmod(0o755)
-        finally:
-            batch.stdin.close()
-            batch.wait()
-        return _finish_source(ws, line, staged, "git %s at %s" % (repo, commit[:12]),
-                              missing)
-
-
-def _git_dir(repo):
-    return repo / ".git" if (repo / ".git").exists() else repo
+        return _finish_source(ws, line, staged, "git %s at %s" % (
+            repo, commit[:12]), missing)
 
 
 def looks_like_git(path):
@@ -226,8 +183,6 @@ def looks_like_git(path):
                                         and (path / "objects").is_dir())
 
 
-# -- download from python.org -------------------------------------------------
-
 def fetch(ws, download, label):
     """Download DOWNLOAD into the cache and check its pinned sha256."""
     target = ws.downloads_dir() / download.filename
@@ -235,24 +190,21 @@ def fetch(ws, download, label):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(target.suffix + ".part")
-    digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(download.url, timeout=30) as response, \
                 open(partial, "wb") as out:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                digest.update(block)
-                out.write(block)
+            shutil.copyfileobj(response, out, 1 << 20)
     except (urllib.error.URLError, OSError) as exc:
         partial.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", exc)
         raise Failure("cannot download %s (%s): without internet, import a "
                       "%s source tree or tarball you have with `python3 -m "
-                      "tools base import PATH`" % (download.url, reason, label))
-    if digest.hexdigest() != download.sha256:
-        partial.unlink(missing_ok=True)
+                      "tools base import PATH`"
+                      % (download.url, getattr(exc, "reason", exc), label))
+    digest = basestore.sha256_file(partial)
+    if digest != download.sha256:
+        partial.unlink()
         raise Failure("%s does not match its pinned sha256 (got %s, expected "
-                      "%s); nothing was imported" % (download.url,
-                                                     digest.hexdigest(),
+                      "%s); nothing was imported" % (download.url, digest,
                                                      download.sha256))
     partial.replace(target)
     return target
@@ -269,57 +221,31 @@ def from_download(ws, line, version=None):
         download.url, download.sha256[:16]))
 
 
-# -- an installed interpreter -------------------------------------------------
-
 def find_installed(line):
     """Interpreters of LINE that pyenv or PATH know about, best first."""
-    candidates = []
-    try:
-        root = subprocess.run(["pyenv", "root"], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True).stdout.strip()
-    except FileNotFoundError:
-        root = ""
-    if root:
-        versions = glob.glob(os.path.join(root, "versions", line.name + ".*"))
-
-        def key(path):
-            tail = os.path.basename(path)[len(line.name) + 1:]
-            return int(tail) if tail.isdigit() else -1
-        for prefix in sorted(versions, key=key, reverse=True):
-            if key(prefix) >= 0:
-                candidates.append(os.path.join(prefix, "bin", "python" + line.name))
-    on_path = shutil.which("python" + line.name)
-    if on_path:
-        candidates.append(on_path)
-    return [c for c in candidates if os.access(c, os.X_OK)]
+    pyenv = shutil.which("pyenv")
+    root = run([pyenv, "root"], check=False).stdout.strip() if pyenv else ""
+    found = []
+    pattern = os.path.join(root, "versions", line.name + ".*")
+    for prefix in glob.glob(pattern) if root else []:
+        tail = os.path.basename(prefix)[len(line.name) + 1:]
+        if tail.isdigit():
+            found.append((int(tail), os.path.join(prefix, "bin",
+                                                  "python" + line.name)))
+    candidates = [path for _, path in sorted(found, reverse=True)]
+    candidates.append(shutil.which("python" + line.name))
+    return [c for c in candidates if c and os.access(c, os.X_OK)]
 
 
 INTROSPECT = """\
 import json, sys, sysconfig
-print(json.dumps({
-    "version": "%d.%d.%d" % sys.version_info[:3],
-    "prefix": sys.prefix,
-    "stdlib": sysconfig.get_paths()["stdlib"],
-    "platstdlib": sysconfig.get_paths()["platstdlib"],
-    "include": sysconfig.get_paths()["include"],
-    "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"),
-    "executable": sys.executable,
-}))
+facts = {k: sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib",
+                                               "include")}
+facts.update(version="%d.%d.%d" % sys.version_info[:3], prefix=sys.prefix,
+             ext_suffix=sysconfig.get_config_var("EXT_SUFFIX"),
+             executable=sys.executable)
+print(json.dumps(facts))
 """
-
-
-def introspect(python):
-    try:
-        proc = subprocess.run([str(python), "-I", "-c", INTROSPECT],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise UsageError("cannot run %s: %s" % (python, exc)) from None
-    if proc.returncode != 0:
-        raise UsageError("%s does not run: %s" % (
-            python, (proc.stderr.strip().splitlines() or ["?"])[-1]))
-    import json
-    return json.loads(proc.stdout)
 
 
 def from_installed(ws, line, python=None):
@@ -339,20 +265,27 @@ def from_installed(ws, line, python=None):
         python = python / "bin" / ("python" + line.name)
     if not python.exists():
         raise UsageError("no such interpreter: %s" % python)
-    facts = introspect(python)
+    try:
+        proc = subprocess.run([str(python), "-I", "-c", INTROSPECT],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UsageError("cannot run %s: %s" % (python, exc)) from None
+    if proc.returncode != 0:
+        raise UsageError("%s does not run: %s" % (
+            python, (proc.stderr.strip().splitlines() or ["?"])[-1]))
+    facts = json.loads(proc.stdout)
     if not facts["version"].startswith(line.name + "."):
-        raise UsageError("%s is CPython %s, not %s" % (python, facts["version"],
-                                                      line.name))
+        raise UsageError("%s is CPython %s, not %s"
+                         % (python, facts["version"], line.name))
     if not Path(facts["include"], "Python.h").exists():
         raise UsageError("%s has no C headers (%s/Python.h): install its "
                          "development files" % (python, facts["include"]))
-    skip = shutil.ignore_patterns("site-packages", "lib-dynload", "__pycache__",
-                                  "config-*")
     with staging(ws) as staged:
-        tree = staged / "tree"
-        tree.mkdir()
-        shutil.copytree(facts["stdlib"], tree / "Lib", symlinks=True,
-                        ignore=skip)
-        return basestore.install(ws, line, "installed", tree, dict(
+        shutil.copytree(facts["stdlib"], staged / "tree" / "Lib",
+                        symlinks=True, ignore=shutil.ignore_patterns(
+                            "site-packages", "lib-dynload", "__pycache__",
+                            "config-*"))
+        return basestore.install(ws, line, "installed", staged / "tree", dict(
             facts, origin="installed interpreter %s" % facts["executable"],
             missing=[]))
