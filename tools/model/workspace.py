@@ -132,7 +132,10 @@ def cache_root():
     explicit = os.environ.get("ZEROCOPY_PICKLE_CACHE")
     if explicit:
         return Path(explicit).expanduser().resolve()
-    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    # expanduser, unlike Path.home(), gives an answer without HOME and
+    # without a passwd entry.
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache")
     return Path(xdg).resolve() / "zerocopy-pickle"
 
 
@@ -143,26 +146,27 @@ class Workspace:
         self.root = Path(root or Path(__file__).resolve().parents[2]).resolve()
         self.cache = Path(cache).resolve() if cache else cache_root()
 
-    # -- the repository: the series, the copies of the files it adds (at
-    # their CPython paths), the overlay build's own C files (tools/build.py)
-    # and its downstream patches, what every build adds to the standard
-    # library (pickle5)
+    # -- the repository
     def series_dir(self, line):
         return self.root / "patches" / line.name
 
     def new_files_dir(self, line):
+        """Copies of the files the series adds, at their CPython paths."""
         return self.root / "new-files" / line.name
 
     def manifest_path(self, line):
         return self.series_dir(line) / "bases.json"
 
     def overlay_dir(self, line):
+        """The overlay build's own C files (tools/build.py)."""
         return self.root / "interpreter" / line.name / "overlay"
 
     def overlay_series_dir(self, line):
+        """Downstream patches of the overlay build, after the series."""
         return self.root / "patches" / (line.name + "-overlay")
 
     def stdlib_extras_dir(self, line):
+        """What every build adds to the standard library (pickle5)."""
         return self.root / "interpreter" / line.name / "stdlib"
 
     # -- outside the repository
