@@ -7,9 +7,8 @@ of the old layout (files kept outside their patches) refreshes into this
 one.
 """
 
-import os
+import shutil
 import tempfile
-from contextlib import suppress
 from pathlib import Path
 
 from .model import basestore, newfiles
@@ -87,8 +86,8 @@ def run(ws, line, args):
     changed = []
     new_patches = []
     copies = {}
-    with tempfile.TemporaryDirectory(prefix="zerocopy-refresh-") as tmp:
-        staging = Path(tmp)
+    staging = Path(tempfile.mkdtemp(prefix="zerocopy-refresh-"))
+    try:
         for number, commit in enumerate(commits, 1):
             git(src, "format-patch", "--quiet", "-1", commit, "--zero-commit",
                 "--no-signature", "--start-number", str(number), "-o",
@@ -139,14 +138,18 @@ def run(ws, line, args):
                 (ws.root / path).unlink()
                 changed.append("removed %s (now %s)" % (
                     path, (ws.new_files_dir(line) / path).relative_to(ws.root)))
-                # Emptied folders go too, up to the workspace root.
-                with suppress(OSError):
-                    os.removedirs((ws.root / path).parent)
+                # Emptied folders go too, below the workspace root only.
+                parent = (ws.root / path).parent
+                while parent != ws.root and not any(parent.iterdir()):
+                    parent.rmdir()
+                    parent = parent.parent
         new_series = Series(series_dir, new_patches)
         before = (series_dir / "series").read_text()
         new_series.write(line.name)
         if (series_dir / "series").read_text() != before:
             changed.append(str((series_dir / "series").relative_to(ws.root)))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     # The workspace now matches the work tree: record it as applied.
     record["head"] = git_out(src, "rev-parse", "HEAD")
     record["patches"] = patch_hashes(new_patches)
