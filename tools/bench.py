@@ -63,9 +63,11 @@ REQUIREMENTS = {"3.7": "bench-py37.txt", "upstream": "bench-upstream.txt"}
 PIP = "pip>=22,<24.1"
 # Installed with the host pip into a patched interpreter for --wall.
 PATCHED_EXTRAS = ("pyperf", "psutil")
-# Calls counted per workload and implementation, after WARM_CALLS that pay
-# one-time costs (caches, memo, free lists, 3.13's specialization: up to 2%
-# of a C row); the Python pickler's 30 times longer calls need fewer.
+# Calls counted per workload and implementation, after WARM_CALLS that
+# both runs make: the first calls pay one-time costs (caches, memo and
+# free-list growth, 3.13's specialization), which at 20 calls from a cold
+# start moved a C row by up to 2%.  The Python pickler's calls are 30
+# times longer, so fewer of them amortize the same noise.
 CALLS = {"c": 200, "py": 20}
 QUICK_CALLS = {"c": 50, "py": 5}
 WARM_CALLS = 5
@@ -379,29 +381,35 @@ def memory_cell(column, name, size, workdir, logs):
 
 def run_memory(directory, columns, size, logs, out):
     rows = []
-    small = scenarios.OOB_REFERENCE_SIZE
-    with tempfile.TemporaryDirectory(prefix="tmp-", dir=directory) as tmp, \
-            heavy_lock(size, out):
-        for name, title, limit in scenarios.SCENARIOS:
-            out("memory: %s, %s (%d interpreters)"
-                % (title, human_size(size), len(columns)))
-            cells = {c.key: memory_cell(c, name, size, tmp, logs)
-                     for c in columns}
-            for column in columns:
-                # An out-of-band round trip's time over its time at 1 MiB:
-                # about 1 when it does not depend on the payload size.
-                cell = cells[column.key]
-                if name in scenarios.OUT_OF_BAND and cell["status"] == "ok" \
-                        and cell["payload_bytes"] > small:
-                    reference = memory_cell(column, name, small, tmp, logs)
-                    if reference["status"] == "ok" and \
-                            reference["best_seconds"] > 0:
-                        cell["time_ratio"] = (cell["best_seconds"] /
-                                              reference["best_seconds"])
-            rows.append({"name": name, "title": title, "limit": limit,
-                         "target_max": limit + scenarios.SLACK,
-                         "cells": cells})
+    workdir = Path(tempfile.mkdtemp(prefix="tmp-", dir=str(directory)))
+    try:
+        with heavy_lock(size, out):
+            for name, title, limit in scenarios.SCENARIOS:
+                out("memory: %s, %s (%d interpreters)"
+                    % (title, human_size(size), len(columns)))
+                cells = {c.key: memory_cell(c, name, size, workdir, logs)
+                         for c in columns}
+                if name in scenarios.OUT_OF_BAND:
+                    for column in columns:
+                        time_ratio(cells[column.key], column, name, workdir,
+                                   logs)
+                rows.append({"name": name, "title": title, "limit": limit,
+                             "target_max": limit + scenarios.SLACK,
+                             "cells": cells})
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     return {"size": size, "repeats": scenarios.REPEATS, "scenarios": rows}
+
+
+def time_ratio(cell, column, name, workdir, logs):
+    """An out-of-band round trip's time over its time at 1 MiB: about 1
+    when it does not depend on the payload size."""
+    small = scenarios.OOB_REFERENCE_SIZE
+    if cell["status"] == "ok" and cell["payload_bytes"] > small:
+        reference = memory_cell(column, name, small, workdir, logs)
+        if reference["status"] == "ok" and reference["best_seconds"] > 0:
+            cell["time_ratio"] = (cell["best_seconds"] /
+                                  reference["best_seconds"])
 
 
 # -- small objects: instructions ----------------------------------------------
@@ -528,7 +536,7 @@ def wall_section(columns, suites, states, files):
 def compare_table(speed, columns):
     """pyperf's own compare_to table of the patched C column's baseline
     against the other columns, or None."""
-    files = (speed or {}).get("files", {})
+    files = speed.get("files", {})
     keys = [c.key for c in columns if c.key in files]
     first = next((k for k in ("build-c", "stock-c") if k in files), None)
     if first is None or len(keys) < 2:
@@ -735,12 +743,10 @@ def grouped_bars(pyplot, columns, rows, field, path, title, marks=None):
 
 def command_line(line, args):
     words = ["python3", "-m", "tools", "bench"] + base_option(line).split()
-    for option in ("quick", "size", "only", "wall"):
-        value = getattr(args, option)
-        if value:
-            words.append("--" + option)
-        if value and value is not True:
-            words.append(value)
+    words += ["--quick"] if args.quick else []
+    words += ["--size", args.size] if args.size else []
+    words += ["--only", args.only] if args.only else []
+    words += ["--wall"] if args.wall else []
     return " ".join(words)
 
 
@@ -788,7 +794,8 @@ def run(ws, line, args):
     problem = plot(doc, directory)
     doc["wall_seconds"] = round(time.time() - started, 1)
     table = format_table(doc)
-    compared = compare_table(speed, columns)
+    compared = compare_table(speed, columns) if speed and \
+        speed["method"] == "wall" else None
     (directory / "results.json").write_text(
         json.dumps(doc, indent=2, sort_keys=True) + "\n")
     (directory / "table.txt").write_text(table + "\n")
