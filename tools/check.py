@@ -220,9 +220,11 @@ def walk_full(ws, line, series, check_dir, jobs, out):
         if failed:
             return "%s breaks the tests (prefix %d/%d): %s failed; see %s" % (
                 patch.name, number, total, failed, test_log), None
-    warnings_record.write_text(json.dumps(
-        {"fingerprint": fingerprint, "warnings": warnings,
-         "log": str(build_log), "head": applied["head"]}, indent=2) + "\n")
+        if number == total:
+            warnings_record.write_text(json.dumps(
+                {"fingerprint": fingerprint, "warnings": warnings,
+                 "log": str(build_log), "head": applied["head"]},
+                indent=2) + "\n")
     return None, src
 
 
