@@ -20,7 +20,6 @@ Bases live in the cache ($ZEROCOPY_PICKLE_CACHE, default
 ~/.cache/zerocopy-pickle), never in the repository.
 """
 
-import json
 import shutil
 from pathlib import Path
 
@@ -122,15 +121,19 @@ def run(ws, line, args):
 
 
 def status(ws, line):
-    bases = [basestore.load(ws, line, kind) for kind in basestore.KINDS]
-    for base in filter(None, bases):
-        print("%s: %s" % (base.kind, base.describe()))
+    found = False
+    for kind in basestore.KINDS:
+        base = basestore.load(ws, line, kind)
+        if base is None:
+            continue
+        found = True
+        print("%s: %s" % (kind, base.describe()))
         verified = base.record.get("verified")
         if verified:
             print("  %s" % ("matches the manifest" if not verified["problems"]
                             else "%d difference(s); run `python3 -m tools base "
                                  "verify`" % len(verified["problems"])))
-    if not any(bases):
+    if not found:
         print(no_base_message(line))
         installed = providers.find_installed(line)
         if installed:
@@ -150,10 +153,9 @@ def manifest(ws, line, args):
     if args.write:
         data = basestore.load_manifest(ws, line)
         data[base.version] = entries
-        path = ws.manifest_path(line)
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        basestore.write_manifest(ws, line, data)
         print("recorded %d file(s) of CPython %s in %s"
-              % (len(entries), base.version, path))
+              % (len(entries), base.version, ws.manifest_path(line)))
     else:
         for path, digest in sorted(entries.items()):
             print("%s  %s" % (digest, path))

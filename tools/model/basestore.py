@@ -109,32 +109,41 @@ def load_manifest(ws, line):
         raise UsageError("%s is not valid JSON: %s" % (path, exc)) from None
 
 
+def write_manifest(ws, line, manifest):
+    path = ws.manifest_path(line)
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
 def relevant_paths(base, paths):
     """The touched paths a base of this kind can have."""
-    return [p for p in paths if base.kind != "installed" or
-            p.startswith("Lib/")]
+    if base.kind == "installed":
+        return [p for p in paths if p.startswith("Lib/")]
+    return list(paths)
 
 
 def verify(ws, line, base, touched):
     """Compare the files the series touches with the manifest: (whether it
     knows this version, the differences as sentences)."""
-    expected = load_manifest(ws, line).get(base.version)
+    manifest = load_manifest(ws, line)
+    expected = manifest.get(base.version)
     problems = []
     for path in relevant_paths(base, touched):
         local = base.tree / path
         if not local.exists():
             problems.append("%s: missing from the base" % path)
-        elif expected is None:
             continue
-        elif expected.get(path) is None:
+        if expected is None:
+            continue
+        want = expected.get(path)
+        if want is None:
             problems.append("%s: not in the manifest of %s (run `python3 -m "
                             "tools base manifest --write` on a trusted base)"
                             % (path, base.version))
-        elif expected[path] != sha256_file(local):
+        elif want != sha256_file(local):
             problems.append("%s: differs from CPython %s (sha256 %s..., "
                             "expected %s...)" % (path, base.version,
                                                  sha256_file(local)[:12],
-                                                 expected[path][:12]))
+                                                 want[:12]))
     return expected is not None, problems
 
 
