@@ -163,7 +163,8 @@ def manifest(ws, line, args):
 
 
 def forget(ws, line, kind):
-    for each in [kind] if kind else basestore.KINDS:
+    kinds = [kind] if kind else list(basestore.KINDS)
+    for each in kinds:
         directory = ws.base_dir(line, each)
         if directory.exists():
             shutil.rmtree(directory)

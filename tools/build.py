@@ -313,15 +313,17 @@ def install_extras(ws, line, info, logs, numpy=True):
     python = Path(info["python"])
     stdlib, target = install_paths(python)
     shim = ws.stdlib_extras_dir(line)
-    for item in shim.iterdir() if shim.is_dir() else []:
-        # An earlier build put the alias into site-packages.
-        for dest in (target / item.name, stdlib / item.name):
-            if dest.exists():
-                shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
-        copy = shutil.copytree if item.is_dir() else shutil.copy2
-        copy(item, stdlib / item.name)
+    if shim.is_dir():
+        for item in shim.iterdir():
+            # An earlier build put the alias into site-packages.
+            for dest in (target / item.name, stdlib / item.name):
+                if dest.exists():
+                    shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+            copy = shutil.copytree if item.is_dir() else shutil.copy2
+            copy(item, stdlib / item.name)
+    wanted = EXTRAS.get(line.name, []) if numpy else []
     missing = []
-    for req in EXTRAS.get(line.name, []) if numpy else []:
+    for req in wanted:
         if subprocess.run([str(python), "-c", "import " + req.split("==")[0]],
                           stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL).returncode != 0:

@@ -92,8 +92,9 @@ def definition_header(lines, brace_index):
 
 
 def main(argv=None):
+    paths = sys.argv[1:] if argv is None else argv
     problems = []
-    for path in sys.argv[1:] if argv is None else argv:
+    for path in paths:
         try:
             with open(path, encoding="utf-8") as f:
                 text = f.read()

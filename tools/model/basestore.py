@@ -75,7 +75,8 @@ def load(ws, line, kind):
 
 def select(ws, line, kind=None):
     """The base to build from: the source base when there is one."""
-    for candidate in [kind] if kind else KINDS:
+    kinds = [kind] if kind else list(KINDS)
+    for candidate in kinds:
         base = load(ws, line, candidate)
         if base is not None:
             return base

@@ -9,7 +9,8 @@ from .errors import Failure, UsageError
 # Commits made by the tools carry a fixed identity, so that the same series
 # applied twice gives the same commit ids; the user's configuration (hooks,
 # signing, templates) stays out of the repositories the tools own.
-NAME, EMAIL = "Zero-copy pickle workspace", "workspace@zerocopy-pickle.invalid"
+NAME = "Zero-copy pickle workspace"
+EMAIL = "workspace@zerocopy-pickle.invalid"
 GIT_ENV = {"GIT_COMMITTER_NAME": NAME, "GIT_COMMITTER_EMAIL": EMAIL,
            "GIT_AUTHOR_NAME": NAME, "GIT_AUTHOR_EMAIL": EMAIL,
            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}

@@ -153,6 +153,7 @@ def from_git(ws, line, repo, rev):
         with subprocess.Popen(git + ["cat-file", "--batch"],
                               stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE) as batch:
+            # ls-tree -z ends each entry with a NUL, the last one too.
             for item in listing.split("\0")[:-1]:
                 meta, path = item.split("\t", 1)
                 mode, kind, sha = meta.split()
@@ -164,6 +165,7 @@ def from_git(ws, line, repo, rev):
                 if header[1:] == [b"missing"]:
                     missing.append(path)
                     continue
+                # The blob, and the newline cat-file puts after it.
                 data = batch.stdout.read(int(header[2]) + 1)[:-1]
                 dst = staged / "tree" / path
                 dst.parent.mkdir(parents=True, exist_ok=True)
@@ -226,12 +228,13 @@ def find_installed(line):
     pyenv = shutil.which("pyenv")
     root = run([pyenv, "root"], check=False).stdout.strip() if pyenv else ""
     found = []
-    pattern = os.path.join(root, "versions", line.name + ".*")
-    for prefix in glob.glob(pattern) if root else []:
-        tail = os.path.basename(prefix)[len(line.name) + 1:]
-        if tail.isdigit():
-            found.append((int(tail), os.path.join(prefix, "bin",
-                                                  "python" + line.name)))
+    if root:
+        pattern = os.path.join(root, "versions", line.name + ".*")
+        for prefix in glob.glob(pattern):
+            tail = os.path.basename(prefix)[len(line.name) + 1:]
+            if tail.isdigit():
+                found.append((int(tail), os.path.join(prefix, "bin",
+                                                      "python" + line.name)))
     candidates = [path for _, path in sorted(found, reverse=True)]
     candidates.append(shutil.which("python" + line.name))
     return [c for c in candidates if c and os.access(c, os.X_OK)]
@@ -239,12 +242,15 @@ def find_installed(line):
 
 INTROSPECT = """\
 import json, sys, sysconfig
-facts = {k: sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib",
-                                               "include")}
-facts.update(version="%d.%d.%d" % sys.version_info[:3], prefix=sys.prefix,
-             ext_suffix=sysconfig.get_config_var("EXT_SUFFIX"),
-             executable=sys.executable)
-print(json.dumps(facts))
+print(json.dumps({
+    "version": "%d.%d.%d" % sys.version_info[:3],
+    "prefix": sys.prefix,
+    "stdlib": sysconfig.get_paths()["stdlib"],
+    "platstdlib": sysconfig.get_paths()["platstdlib"],
+    "include": sysconfig.get_paths()["include"],
+    "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"),
+    "executable": sys.executable,
+}))
 """
 
 
