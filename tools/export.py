@@ -252,13 +252,13 @@ def definition_text(ws, line, definition, package, source, patches,
     install_package with the tarball's URL#sha256."""
     name = definition.name
     proc = git(ws.root, "describe", "--always", "--dirty", check=False)
+    revision = proc.stdout.strip() if proc.returncode == 0 else ""
     about = ("python-build definition: CPython %s with the zero-copy "
              "pickling series of patches/%s%s.  Written by `python3 -m tools "
              "export pyenv`%s; export again rather than edit it."
              % (applied["base"].version, line.name,
                 " (%s)" % line.summary if line.summary else "",
-                " at workspace commit %s" % proc.stdout.strip()
-                if proc.returncode == 0 and proc.stdout.strip() else ""))
+                " at workspace commit %s" % revision if revision else ""))
     lines = ["# " + text for text in textwrap.wrap(about, 76)]
     lines += ["#", "# python-build applies, in name order and with `patch "
               "-p1`, the files of", "#   patches/%s/%s/" % (name, package),

@@ -1,8 +1,9 @@
 """Imported bases in the cache, and their verification against manifests.
 
-A line keeps at most one base of each kind: "source", a CPython source tree
-for the full build, and "installed", an installed interpreter's Lib/ for
-the overlay build; each in a directory with base.json and tree/.
+A line keeps at most one base of each kind: "source", a full CPython source
+tree for the full build, and "installed", an installed interpreter's Lib/
+for the overlay build.  Each base directory holds base.json (what it is,
+where it came from) and tree/ (the files).
 """
 
 import datetime

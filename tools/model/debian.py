@@ -1,6 +1,9 @@
-"""Debian's source package as a provider of a pristine upstream base: its
-.orig tarball is the upstream release tarball, byte for byte (no Debian
-patch is used).  apt runs with a private configuration in the cache and
+"""Debian's source package as a provider of a pristine upstream base.
+
+Debian serves its CPython sources from the same registry as its binaries,
+and the .orig tarball of a source package is the upstream release tarball,
+byte for byte; no Debian patch is used.  apt runs with a private
+configuration in the cache, leaving the machine's sources alone.  apt
 checks the index against the suite's signed Release file; we check the
 .orig tarball against the .dsc's sha256, the pinned python.org sha256 and,
 when gpg is installed, upstream's OpenPGP signature.

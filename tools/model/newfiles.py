@@ -1,6 +1,11 @@
-"""The files the patches add, and their copies that `tools refresh` writes
-to new-files/<line>/<CPython path> to be read, linted and reviewed.  The
-copies are outputs: an edit made to one by hand is refused, not dropped."""
+"""The files the series adds, and the proofs that its patches carry them.
+
+Every patch carries the files it adds; `tools refresh` also writes a copy
+of each to new-files/<line>/<its CPython path>, to be read, linted and
+reviewed as a file.  The copies are outputs: `copy_problems` proves they
+agree with the patches, and an edit made to a copy by hand is refused,
+never silently dropped.
+"""
 
 import contextlib
 import os
@@ -19,6 +24,8 @@ def extract(patches, dest, unreadable=None):
     it adds it; {path: (mode, patch name)}.  With UNREADABLE (a list), a
     patch that cannot be read is appended to it and left out, rather than
     raising."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
     # A repository of its own, so that git apply works on DEST and not on
     # a repository DEST happens to be inside.
     git(dest, "init", "--quiet")
@@ -129,21 +136,24 @@ def write_copies(ws, line, files):
     changed = []
     for path, (mode, content) in sorted(files.items()):
         target = root / path
-        executable = mode == "100755"
         if not target.is_file() or target.read_bytes() != content:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
-        elif executable == os.access(target, os.X_OK):
-            continue
+            changed.append(str(target.relative_to(ws.root)))
+        executable = mode == "100755"
         if executable != os.access(target, os.X_OK):
             target.chmod(0o755 if executable else 0o644)
-        changed.append(str(target.relative_to(ws.root)))
+            if str(target.relative_to(ws.root)) not in changed:
+                changed.append(str(target.relative_to(ws.root)))
     for path in copy_files(ws, line):
         if path not in files:
             (root / path).unlink()
             changed.append("removed " + str((root / path).relative_to(ws.root)))
-    # Deepest first, so that a directory emptied of directories goes too.
-    for directory in sorted([root, *root.rglob("*")], reverse=True):
-        if directory.is_dir() and not any(directory.iterdir()):
-            directory.rmdir()
+    if root.is_dir():
+        for directory in sorted((p for p in root.rglob("*") if p.is_dir()),
+                                reverse=True):
+            if not any(directory.iterdir()):
+                directory.rmdir()
+        if not any(root.iterdir()):
+            root.rmdir()
     return changed

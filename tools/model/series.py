@@ -1,6 +1,9 @@
-"""patches/<line>/series, quilt-style ('#' starts a comment), and its
-patches: one `git format-patch` mail per commit, the files it adds
-included, so `git am` of them on the base gives the tree of `tools apply`.
+"""The patch series of a release line: patches/<line>/series and its patches.
+
+The series file lists the patches in the order they apply, one per line,
+quilt-style ('#' starts a comment).  Every patch is a `git format-patch`
+mail of one commit, files it adds included, so `git am` of the patches on
+the base gives the tree `tools apply` makes.
 """
 
 import email
@@ -41,6 +44,7 @@ class Patch:
 
     def touched_files(self):
         """Files the diff of this patch changes, the ones it adds included."""
+        # Lines joined with plain newlines, so that $ matches before CRLF.
         text = "\n".join(self.text().splitlines())
         paths = re.findall(r"^diff --git a/(\S+) b/\S+$", text, re.M)
         return list(dict.fromkeys(paths))

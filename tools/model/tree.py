@@ -1,6 +1,11 @@
-"""The applied tree: build/<line>/src (or a scratch tree of the tools'
-checks) with one commit for the base (refs/zerocopy/base) and one per
-patch; applied.json records what was applied (`is_current`)."""
+"""The applied tree: the series applied to a base in a git work tree.
+
+build/<line>/src (or a scratch tree of the tools' own checks) gets one
+commit for the base (refs/zerocopy/base) and one commit per patch, with
+the patch's author, date and message.  applied.json records what was
+applied, so that every verb can ask whether the tree is exactly the
+series of patches/ (`is_current`).
+"""
 
 import json
 import re
@@ -159,7 +164,8 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
             excludes = []
             if base_files is not None:
                 # An installed base lacks the C sources: leave out the hunks
-                # of the files it lacks, but not of the files the series adds.
+                # of the files it lacks, but never those of the files the
+                # series adds (nor later changes to them).
                 base_files.update(patch.adds())
                 excludes = [p for p in patch.touched_files()
                             if p not in base_files]

@@ -184,9 +184,10 @@ class Workspace:
         return self.build_dir(line) / "src"
 
     def interpreter_record(self, line, debug=False, variant=None):
-        """build/<line>/interpreter.json of the patched build, or
-        interpreter-<variant>.json of the "debug" (debug=True too) or the
-        "stock" one (the base without the series, `tools build --stock`)."""
+        """build/<line>/interpreter.json for the patched build, or
+        interpreter-<variant>.json for one of the others: "debug" (the
+        --with-pydebug build; debug=True says the same) or "stock" (the
+        base without the series, from `tools build --stock`)."""
         variant = "debug" if debug else variant
         if variant not in INTERPRETER_VARIANTS:
             raise ValueError("unknown interpreter variant %r" % variant)
