@@ -44,8 +44,12 @@ def make_tarball(tree, path, top="Python-3.7.3"):
     return path
 
 
-def test_import_tarball(synthetic):
-    tarball = make_tarball(synthetic["tree"], synthetic["tmp"] / "Python-3.7.3.tar.xz")
+# GNU tar's `tar -C DIR .` writes ./NAME entries; a tree with no top
+# directory is taken as it is.
+@pytest.mark.parametrize("top", ["Python-3.7.3", "./Python-3.7.3", "."])
+def test_import_tarball(synthetic, top):
+    tarball = make_tarball(synthetic["tree"],
+                           synthetic["tmp"] / "Python-3.7.3.tar.xz", top)
     proc = run_tools("base", "import", tarball, workspace=synthetic["ws"],
                      cache=synthetic["cache"], check=0)
     assert "tarball" in proc.stdout
