@@ -36,7 +36,6 @@ from .model.workspace import CORE_TESTS, PICKLE_TESTS, base_option
 
 # Every prefix is a full build: the core tests run too.
 TESTS = PICKLE_TESTS + CORE_TESTS
-DOCS_REQUIREMENTS = {"3.7": "requirements/docs-py37.txt"}
 # What setup.py prints when an extension module of the tree did not build
 # or did not import; make itself succeeds all the same.
 EXTENSION_FAILURES = re.compile(
@@ -68,7 +67,11 @@ def elapsed(seconds):
 def static_checks(ws, line, series, source, out):
     """NEWS entry per patch, validated by blurb, the copies of the added
     files, and git am of the series; the failures, as one-line texts."""
-    parser = news.require_blurb("to validate the NEWS entries of the series")
+    parser = news.load_blurb()
+    if parser is None:
+        raise UsageError("blurb is not installed for this Python; it is "
+                         "needed to validate the NEWS entries of the series: "
+                         "%s" % news.INSTALL_HINT)
     out("static checks (blurb %s):" % parser[1])
     failing = []
     with newfiles.extracted(series.patches) as added_root:
@@ -162,7 +165,7 @@ def failed_tests(obj, tests, log):
 # -- the walk -----------------------------------------------------------------
 
 def walk_full(ws, line, series, check_dir, jobs, out):
-    """Build and test every prefix: (first failure or None, the work tree)."""
+    """Build and test every prefix in CHECK_DIR/src; the first failure."""
     src, obj, logs = check_dir / "src", check_dir / "obj", check_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     total = len(series.patches)
@@ -176,7 +179,7 @@ def walk_full(ws, line, series, check_dir, jobs, out):
             applied = apply_series(ws, line, kind="source", upto=number, src=src)
         except Failure as exc:
             out("%s: FAILED to apply" % label)
-            return "%s (prefix %d/%d)" % (exc.message, number, total), None
+            return "%s (prefix %d/%d)" % (exc.message, number, total)
         for name, context in applied.get("fuzzed", {}).items():
             out("    note: %s applies only with %d line(s) of context to this "
                 "base" % (name, context))
@@ -204,7 +207,7 @@ def walk_full(ws, line, series, check_dir, jobs, out):
             if first:
                 out("    " + first[0])
             return "%s breaks the build (prefix %d/%d): %s" % (
-                patch.name, number, total, exc.message), None
+                patch.name, number, total, exc.message)
         built = time.monotonic() - started
         warnings = count_warnings(build_log, paths)
         tests = [name for name in TESTS
@@ -219,13 +222,13 @@ def walk_full(ws, line, series, check_dir, jobs, out):
             out("    warning: " + text)
         if failed:
             return "%s breaks the tests (prefix %d/%d): %s failed; see %s" % (
-                patch.name, number, total, failed, test_log), None
+                patch.name, number, total, failed, test_log)
         if number == total:
             warnings_record.write_text(json.dumps(
                 {"fingerprint": fingerprint, "warnings": warnings,
                  "log": str(build_log), "head": applied["head"]},
                 indent=2) + "\n")
-    return None, src
+    return None
 
 
 def walk_installed(ws, line, series, check_dir, installed, out):
@@ -286,12 +289,11 @@ def docs_python(ws, line, explicit):
 
 def docs_venv(ws, line, python, log, out):
     """A venv with the pinned docs requirements of the line; its bin/."""
-    relative = DOCS_REQUIREMENTS.get(line.name)
-    if relative is None or not (ws.root / relative).exists():
-        raise UsageError("no pinned docs requirements for %s (%s)"
-                         % (line.name, relative or "requirements/docs-py%s.txt"
-                            % line.name.replace(".", "")))
+    relative = "requirements/docs-py%s.txt" % line.name.replace(".", "")
     requirements = ws.root / relative
+    if not requirements.exists():
+        raise UsageError("no pinned docs requirements for %s (%s)"
+                         % (line.name, relative))
     venv = ws.build_dir(line) / "docs-venv"
     stamp = venv / "zerocopy-requirements.sha256"
     wanted = hashlib.sha256(requirements.read_bytes() +
@@ -396,14 +398,13 @@ def check_line(ws, line, args, series, check_dir):
         raise UsageError("--docs needs a source base (Doc/): run `python3 -m "
                          "tools base import PATH` or `python3 -m tools base "
                          "download`%s" % base_option(line))
-    docs_src = failure = None
+    failure = None
     if args.fast:
         out("--fast: no prefix was built or tested")
     elif source is not None:
         out("building every prefix of %d patch(es) on %s in %s"
             % (len(series.patches), source.describe(), check_dir))
-        failure, docs_src = walk_full(ws, line, series, check_dir, args.jobs,
-                                      out)
+        failure = walk_full(ws, line, series, check_dir, args.jobs, out)
     elif installed is not None:
         out("no source base: checking every prefix on %s"
             % installed.describe())
@@ -417,12 +418,12 @@ def check_line(ws, line, args, series, check_dir):
     if failure:
         failures.append(failure)
     if args.docs and (not failures or args.fast):
-        if docs_src is None:
-            docs_src = apply_series(ws, line, kind="source",
-                                    src=check_dir / "src")["src"]
+        # Without --fast, the walk left the whole series there.
+        if args.fast:
+            apply_series(ws, line, kind="source", src=check_dir / "src")
         python = docs_python(ws, line, args.docs_python)
-        problems, version = build_docs(ws, line, docs_src, args.jobs, python,
-                                       out)
+        problems, version = build_docs(ws, line, check_dir / "src", args.jobs,
+                                       python, out)
         for problem in problems:
             out("  FAIL " + problem)
         if problems:

@@ -43,8 +43,7 @@ def check_text(path, text):
         problem(len(lines) - 1, "blank line(s) at the end of the file")
     if text.endswith("\n"):
         lines = lines[:-1]
-    in_comment = False
-    in_macro = False
+    in_comment = in_macro = False
     for number, line in enumerate(lines, 1):
         if "\t" in line:
             problem(number, "tab character (PEP 7: 4 spaces, no tabs)")
@@ -66,7 +65,7 @@ def check_text(path, text):
             problem(number, "no space between '%s' and '('" % match.group(1))
         if CUDDLED_ELSE.search(code):
             problem(number, "'else' belongs on the line after '}' (PEP 7)")
-        if line.startswith("{") and line.strip() == "{":
+        if line.rstrip() == "{":
             header = definition_header(lines, number - 1)
             if header is not None and not NAME_IN_COLUMN_1.match(
                     lines[header]):
@@ -92,16 +91,13 @@ def definition_header(lines, brace_index):
 
 
 def main(argv=None):
-    paths = sys.argv[1:] if argv is None else argv
     problems = []
-    for path in paths:
+    for path in sys.argv[1:] if argv is None else argv:
         try:
             with open(path, encoding="utf-8") as f:
-                text = f.read()
+                problems.extend(check_text(path, f.read()))
         except (OSError, UnicodeDecodeError) as exc:
             problems.append("%s: cannot read: %s" % (path, exc))
-            continue
-        problems.extend(check_text(path, text))
     for line in problems:
         print(line)
     return 1 if problems else 0

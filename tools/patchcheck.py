@@ -272,11 +272,12 @@ def check_commits(ws, line, series, adds):
                                                      ", ".join(TOOL_PATHS))
 
 
-def check_downstream(ws, line, src, out):
+def check_downstream(ws, line):
     """The downstream patches of patches/<line>-overlay/ apply, as the
-    overlay build applies them, to the Lib/ of the whole series in SRC;
-    1 when they do not."""
+    overlay build applies them, to the Lib/ of the whole series (as
+    check_commits left it); 1 when they do not."""
     directory = ws.overlay_series_dir(line)
+    src = ws.build_dir(line) / "check" / "patchcheck"
     if not (directory / "series").exists() or not (src / ".git").exists():
         return 0
     with tempfile.TemporaryDirectory(prefix="zerocopy-downstream-") as lib:
@@ -289,11 +290,11 @@ def check_downstream(ws, line, src, out):
                         shutil.copyfile(src / path, Path(lib, path[4:]))
             names = apply_downstream(ws, line, lib)
         except ToolError as exc:
-            out("FAIL   downstream " + exc.message)
+            print("FAIL   downstream " + exc.message)
             return 1
-    out("ok     downstream %s: %s appl%s after the series"
-        % (directory.relative_to(ws.root), ", ".join(names),
-           "ies" if len(names) == 1 else "y"))
+    print("ok     downstream %s: %s appl%s after the series"
+          % (directory.relative_to(ws.root), ", ".join(names),
+             "ies" if len(names) == 1 else "y"))
     return 0
 
 
@@ -335,13 +336,12 @@ def run(ws, line, args):
             raise UsageError("--waive %r is not NNNN:CHECK with CHECK one of %s"
                              % (value, ", ".join(CHECKS)))
         waivers.setdefault(number, set()).add(check)
-    out = print
     parser = news.load_blurb()
-    out("patchcheck of patches/%s/series (%d patch(es) against CPython %s)"
-        % (line.name, len(series.patches), line.reference))
+    print("patchcheck of patches/%s/series (%d patch(es) against CPython %s)"
+          % (line.name, len(series.patches), line.reference))
     if parser is None:
-        out("note: blurb is not installed, NEWS entries are only looked for, "
-            "not validated: %s" % news.INSTALL_HINT)
+        print("note: blurb is not installed, NEWS entries are only looked "
+              "for, not validated: %s" % news.INSTALL_HINT)
     failing = []
     used = set()
     results = [[] for _patch in series.patches]
@@ -352,58 +352,56 @@ def run(ws, line, args):
             check_mail(patch, parser, added_root, add)
     skipped = check_commits(ws, line, series, adds)
     for patch, items in zip(series.patches, results):
-        out(patch.name)
+        print(patch.name)
         for status, check, text in items:
             # --waive's NNNN (or a full name) names the patch.
-            keys = [key for key, checks in waivers.items()
-                    if check in checks and (patch.name == key or
-                                            patch.name.startswith(key + "-"))]
+            keys = [key for key, checks in waivers.items() if check in checks
+                    and (patch.name + "-").startswith(key + "-")]
             if status == "FAIL" and keys:
                 status = "waived"
                 used.update((key, check) for key in keys)
             elif status == "FAIL" and patch.name not in failing:
                 failing.append(patch.name)
-            out("  %-6s %-10s %s" % (status, check, text))
+            print("  %-6s %-10s %s" % (status, check, text))
     count = len(failing)
     if skipped != "no base imported":
-        count += check_downstream(ws, line, ws.build_dir(line) / "check" /
-                                  "patchcheck", out)
+        count += check_downstream(ws, line)
     if skipped:
-        out("SKIPPED %s: %s; `python3 -m tools base download%s` enables it"
-            % ("the base's own patchcheck" if skipped.startswith("CPython")
-               else "whitespace, configure and docs of each commit", skipped,
-               base_option(line)))
+        print("SKIPPED %s: %s; `python3 -m tools base download%s` enables it"
+              % ("the base's own patchcheck" if skipped.startswith("CPython")
+                 else "whitespace, configure and docs of each commit",
+                 skipped, base_option(line)))
     try:
         copies = newfiles.copy_problems(ws, line, series)
     except ToolError as exc:
         copies = [("unreadable", "cannot compare new-files/%s with the "
                    "patches: %s" % (line.name, exc.message))]
     for _kind, message in copies:
-        out("FAIL   copies     " + message)
-    if copies:
-        count += 1
-    else:
-        out("ok     copies     new-files/%s holds exactly the %d file(s) the "
-            "patches add" % (line.name, len(newfiles.copy_files(ws, line))))
+        print("FAIL   copies     " + message)
+    if not copies:
+        print("ok     copies     new-files/%s holds exactly the %d file(s) "
+              "the patches add" % (line.name,
+                                   len(newfiles.copy_files(ws, line))))
+    count += len(copies)
     warnings, where = recorded_warnings(ws, line, series)
     if warnings is None:
-        out("SKIPPED compiler warnings: %s; run `python3 -m tools check%s` or "
-            "`python3 -m tools build%s` and patchcheck again"
-            % (where, base_option(line), base_option(line)))
+        print("SKIPPED compiler warnings: %s; run `python3 -m tools check%s` "
+              "or `python3 -m tools build%s` and patchcheck again"
+              % (where, base_option(line), base_option(line)))
     elif warnings:
-        out("FAIL   warnings   %d compiler warning(s) in the series' files, "
-            "in %s:" % (len(warnings), where))
+        print("FAIL   warnings   %d compiler warning(s) in the series' files, "
+              "in %s:" % (len(warnings), where))
         for text in warnings:
-            out("         " + text)
+            print("         " + text)
         count += 1
     else:
-        out("ok     warnings   no compiler warnings in the series' files, in %s"
-            % where)
+        print("ok     warnings   no compiler warnings in the series' files, "
+              "in %s" % where)
     for key, checks in waivers.items():
         for check in checks:
             if (key, check) not in used:
-                out("note: --waive %s:%s matches no problem any more; drop it"
-                    % (key, check))
+                print("note: --waive %s:%s matches no problem any more; drop "
+                      "it" % (key, check))
     if count:
         names = ", ".join(failing) or "new-files/%s or the series' compiler " \
             "warnings" % line.name

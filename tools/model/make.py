@@ -35,7 +35,8 @@ def run_logged(args, cwd, log, what):
         raise Failure("%s failed (%s); see %s" % (what, errors[-1].strip(), log))
 
 
-def configure_and_make(src, obj, options, head, jobs, log, out=None):
+def configure_and_make(src, obj, options, head, jobs, log,
+                       out=lambda text: None):
     """Build the work tree SRC (at commit HEAD) out of tree in OBJ, logged
     afresh in LOG: configure runs again only when OPTIONS changed."""
     stamp = obj / "zerocopy-configure.json"
@@ -43,9 +44,8 @@ def configure_and_make(src, obj, options, head, jobs, log, out=None):
     obj.mkdir(parents=True, exist_ok=True)
     if not (obj / "Makefile").exists() or not stamp.exists() or \
             json.loads(stamp.read_text()) != options:
-        if out:
-            out("configuring %s (%s)" % (obj, " ".join(options) or
-                                         "default options"))
+        out("configuring %s (%s)" % (obj, " ".join(options) or
+                                     "default options"))
         run_logged([str(src / "configure")] + options, obj, log, "configure")
         stamp.write_text(json.dumps(options))
     # setup.py only rebuilds an extension whose own sources are newer:
@@ -63,8 +63,7 @@ def configure_and_make(src, obj, options, head, jobs, log, out=None):
             # build/lib.* also held the generated _sysconfigdata module;
             # make regenerates it when pybuilddir.txt is missing.
             (obj / "pybuilddir.txt").unlink(missing_ok=True)
-    if out:
-        out("compiling in %s with make -j%d (log: %s)" % (obj, jobs, log))
+    out("compiling in %s with make -j%d (log: %s)" % (obj, jobs, log))
     run_logged(["make", "-j%d" % jobs], obj, log, "make")
     built_head.write_text(head)
 

@@ -9,13 +9,11 @@ bpo-0, blurb's own "no issue", is the one both read.  `tools upstream
 """
 
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from .errors import UsageError
 from .gitutil import run as run_command
 
 # The one spelling of "no upstream issue yet" in tools/.
@@ -79,18 +77,10 @@ def load_blurb():
     return command, proc.stdout.split()[-1]
 
 
-def require_blurb(why):
-    parser = load_blurb()
-    if parser is None:
-        raise UsageError("blurb is not installed for this Python; it is needed "
-                         "%s: %s" % (why, INSTALL_HINT))
-    return parser
-
-
 # The files by which `blurb` recognises the root of a CPython checkout.
-STAND_IN_ROOT = {"README.rst": "This is Python version 3.0\n",
-                 "LICENSE": "A. HISTORY OF THE SOFTWARE\n",
-                 "Include/Python.h": "", "Python/ceval.c": ""}
+STAND_IN_ROOT = {"README.rst": b"This is Python version 3.0\n",
+                 "LICENSE": b"A. HISTORY OF THE SOFTWARE\n",
+                 "Include/Python.h": b"", "Python/ceval.c": b""}
 
 
 def validate(parser, path):
@@ -102,12 +92,10 @@ def validate(parser, path):
     if not path.is_file():
         return None, "the file does not exist"
     with tempfile.TemporaryDirectory(prefix="zerocopy-blurb-") as root:
-        for name, text in STAND_IN_ROOT.items():
+        entry = "Misc/NEWS.d/next/%s/%s" % (path.parent.name, path.name)
+        for name, data in {**STAND_IN_ROOT, entry: path.read_bytes()}.items():
             Path(root, name).parent.mkdir(parents=True, exist_ok=True)
-            Path(root, name).write_text(text)
-        entry = Path(root, "Misc/NEWS.d/next", path.parent.name, path.name)
-        entry.parent.mkdir(parents=True)
-        shutil.copyfile(path, entry)
+            Path(root, name).write_bytes(data)
         proc = subprocess.run(command + ["merge", "-f", "NEWS"], cwd=root,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, errors="replace")
