@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -190,7 +189,7 @@ def fetch(ws, download, label):
         with urllib.request.urlopen(download.url, timeout=30) as response, \
                 open(partial, "wb") as out:
             shutil.copyfileobj(response, out, 1 << 20)
-    except (urllib.error.URLError, OSError) as exc:
+    except OSError as exc:  # URLError is an OSError
         partial.unlink(missing_ok=True)
         raise Failure("cannot download %s (%s): without internet, import a "
                       "%s source tree or tarball you have with `python3 -m "
