@@ -30,8 +30,7 @@ BUILD_PRODUCTS = re.compile(
 
 @contextlib.contextmanager
 def staging(ws):
-    """Where to put the tree: in a staging directory in the cache, removed
-    afterwards."""
+    """A path for the tree in a staging directory, removed afterwards."""
     ws.cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="staging-", dir=ws.cache) as d:
         yield Path(d, "tree")
