@@ -32,8 +32,13 @@ BUILD_PRODUCTS = re.compile(
 def staging(ws):
     """A path for the tree in a staging directory, removed afterwards."""
     ws.cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="staging-", dir=ws.cache) as d:
-        yield Path(d, "tree")
+    # Not TemporaryDirectory: a failed cleanup must not fail an import
+    # that is already in the cache.
+    staged = Path(tempfile.mkdtemp(prefix="staging-", dir=str(ws.cache)))
+    try:
+        yield staged / "tree"
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
 
 
 def mark_scripts_executable(tree):
