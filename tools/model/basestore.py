@@ -56,9 +56,8 @@ class Base:
         return "CPython %s (%s base)" % (self.version, self.kind)
 
     def save(self):
-        with open(self.directory / RECORD, "w") as f:
-            json.dump(self.record, f, indent=2, sort_keys=True)
-            f.write("\n")
+        (self.directory / RECORD).write_text(
+            json.dumps(self.record, indent=2, sort_keys=True) + "\n")
 
 
 def load(ws, line, kind):

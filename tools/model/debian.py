@@ -58,8 +58,7 @@ def verify_signature(orig, signature, debian_tarball, fingerprint):
     with tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, GNUPGHOME=home)
         subprocess.run(["gpg", "--batch", "--quiet", "--import"], input=key,
-                       env=env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+                       env=env, capture_output=True)
         proc = subprocess.run(["gpg", "--batch", "--status-fd", "1", "--verify",
                                str(signature), str(orig)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

@@ -4,10 +4,7 @@ name the next command to type; the CLI maps them to exit codes."""
 
 class ToolError(Exception):
     exit_code = 1
-
-    def __init__(self, message):
-        super().__init__(message)
-        self.message = message
+    message = property(lambda self: self.args[0])
 
 
 class UsageError(ToolError):

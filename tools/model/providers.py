@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -31,11 +30,13 @@ BUILD_PRODUCTS = re.compile(
 
 @contextlib.contextmanager
 def staging(ws):
-    """A staging directory in the cache, removed afterwards."""
+    """A path for the tree in a staging directory, removed afterwards."""
     ws.cache.mkdir(parents=True, exist_ok=True)
+    # Not TemporaryDirectory: a failed cleanup must not fail an import
+    # that is already in the cache.
     staged = Path(tempfile.mkdtemp(prefix="staging-", dir=str(ws.cache)))
     try:
-        yield staged
+        yield staged / "tree"
     finally:
         shutil.rmtree(staged, ignore_errors=True)
 
@@ -54,8 +55,7 @@ def mark_scripts_executable(tree):
                     path.chmod(path.stat().st_mode | 0o111)
 
 
-def _finish_source(ws, line, staged, origin, missing=()):
-    tree = staged / "tree"
+def _finish_source(ws, line, tree, origin, missing=()):
     header = tree / "Include" / "patchlevel.h"
     version = basestore.patchlevel_version(
         header.read_text()) if header.exists() else None
@@ -80,10 +80,9 @@ def from_directory(ws, line, directory):
                          "Include/patchlevel.h)" % directory)
     tracked = []
     if (directory / ".git").exists() and shutil.which("git"):
-        proc = run(["git", "-C", str(directory), "ls-files", "-z"],
-                   check=False)
-        if proc.returncode == 0:
-            tracked = [p for p in proc.stdout.split("\0") if p]
+        # Nothing on stdout when it fails: the walk below lists the files.
+        tracked = run(["git", "-C", str(directory), "ls-files", "-z"],
+                      check=False).stdout.split("\0")[:-1]
     if not tracked:
         for dirpath, dirnames, filenames in os.walk(directory):
             rel = Path(dirpath).relative_to(directory)
@@ -91,13 +90,13 @@ def from_directory(ws, line, directory):
                            if not BUILD_PRODUCTS.search(str(rel / d))]
             tracked += [rel / name for name in filenames
                         if not BUILD_PRODUCTS.search(str(rel / name))]
-    with staging(ws) as staged:
+    with staging(ws) as tree:
         for rel in tracked:
-            src, dst = directory / rel, staged / "tree" / rel
+            src, dst = directory / rel, tree / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             if src.is_symlink() or src.is_file():
                 shutil.copy2(src, dst, follow_symlinks=False)
-        return _finish_source(ws, line, staged, "directory %s" % directory)
+        return _finish_source(ws, line, tree, "directory %s" % directory)
 
 
 def _escapes(name):
@@ -109,9 +108,8 @@ def from_tarball(ws, line, tarball, origin=None):
     origin = origin or "tarball %s" % tarball
     if not tarball.is_file():
         raise UsageError("no such file: %s" % tarball)
-    with staging(ws) as staged:
-        unpacked = staged / "unpacked"
-        unpacked.mkdir()
+    with staging(ws) as tree:
+        tree.mkdir()
         try:
             with tarfile.open(tarball) as archive:
                 members = archive.getmembers()
@@ -121,18 +119,17 @@ def from_tarball(ws, line, tarball, origin=None):
                                          "refusing it" % (origin, member.name))
                 # CPython tarballs have no symlink out of the tree: skip
                 # rather than escape.
-                archive.extractall(unpacked, members=[
+                archive.extractall(tree, members=[
                     m for m in members
                     if not (m.issym() and _escapes(m.linkname))])
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise UsageError("cannot read %s: %s (a corrupt or truncated "
                              "download?)" % (tarball, exc)) from None
         # The tree is the one top directory (Python-X.Y.Z/) if there is one.
-        top = list(unpacked.iterdir())
+        top = list(tree.iterdir())
         if len(top) == 1 and top[0].is_dir():
-            unpacked = top[0]
-        unpacked.rename(staged / "tree")
-        return _finish_source(ws, line, staged, origin)
+            tree = top[0]
+        return _finish_source(ws, line, tree, origin)
 
 
 def from_git(ws, line, repo, rev):
@@ -147,7 +144,7 @@ def from_git(ws, line, repo, rev):
     commit = proc.stdout.strip()
     listing = run(git + ["ls-tree", "-r", "-z", commit]).stdout
     missing = []
-    with staging(ws) as staged:
+    with staging(ws) as tree:
         # One cat-file process streams every blob; absent objects (partial
         # snapshots) come back as "<sha> missing" and are skipped.
         with subprocess.Popen(git + ["cat-file", "--batch"],
@@ -167,7 +164,7 @@ def from_git(ws, line, repo, rev):
                     continue
                 # The blob, and the newline cat-file puts after it.
                 data = batch.stdout.read(int(header[2]) + 1)[:-1]
-                dst = staged / "tree" / path
+                dst = tree / path
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 if mode == "120000":
                     os.symlink(data.decode(), dst)
@@ -175,7 +172,7 @@ def from_git(ws, line, repo, rev):
                 dst.write_bytes(data)
                 if mode == "100755":
                     dst.chmod(0o755)
-        return _finish_source(ws, line, staged, "git %s at %s" % (
+        return _finish_source(ws, line, tree, "git %s at %s" % (
             repo, commit[:12]), missing)
 
 
@@ -196,7 +193,7 @@ def fetch(ws, download, label):
         with urllib.request.urlopen(download.url, timeout=30) as response, \
                 open(partial, "wb") as out:
             shutil.copyfileobj(response, out, 1 << 20)
-    except (urllib.error.URLError, OSError) as exc:
+    except OSError as exc:  # URLError is an OSError
         partial.unlink(missing_ok=True)
         raise Failure("cannot download %s (%s): without internet, import a "
                       "%s source tree or tarball you have with `python3 -m "
@@ -273,8 +270,7 @@ def from_installed(ws, line, python=None):
         raise UsageError("no such interpreter: %s" % python)
     try:
         proc = subprocess.run([str(python), "-I", "-c", INTROSPECT],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise UsageError("cannot run %s: %s" % (python, exc)) from None
     if proc.returncode != 0:
@@ -287,11 +283,11 @@ def from_installed(ws, line, python=None):
     if not Path(facts["include"], "Python.h").exists():
         raise UsageError("%s has no C headers (%s/Python.h): install its "
                          "development files" % (python, facts["include"]))
-    with staging(ws) as staged:
-        shutil.copytree(facts["stdlib"], staged / "tree" / "Lib",
+    with staging(ws) as tree:
+        shutil.copytree(facts["stdlib"], tree / "Lib",
                         symlinks=True, ignore=shutil.ignore_patterns(
                             "site-packages", "lib-dynload", "__pycache__",
                             "config-*"))
-        return basestore.install(ws, line, "installed", staged / "tree", dict(
+        return basestore.install(ws, line, "installed", tree, dict(
             facts, origin="installed interpreter %s" % facts["executable"],
             missing=[]))
