@@ -2,9 +2,7 @@
 
 Every commit after the base becomes one `git format-patch` file, listed in
 order in the series file; the files a commit adds are also copied to
-new-files/<line>/.  Refreshing without edits rewrites nothing.  A work tree
-of the old layout (files kept outside their patches) refreshes into this
-one.
+new-files/<line>/.  Refreshing without edits rewrites nothing.
 """
 
 import shutil
@@ -16,7 +14,6 @@ from .model.errors import UsageError
 from .model.gitutil import git, git_bytes, git_out
 from .model.series import Patch, Series
 from .model.tree import patch_hashes, read_record, write_record
-from .model.workspace import LINES
 
 
 def add_arguments(parser):
@@ -25,15 +22,14 @@ def add_arguments(parser):
 
 def check_inputs_unchanged(ws, line, record):
     """Refuse to overwrite workspace files edited since the last apply."""
-    series = Series.load(ws.series_dir(line), legacy=True)
+    series = Series.load(ws.series_dir(line))
     if record.get("upto") is not None:
         raise UsageError("the last apply stopped at patch %d: apply the whole "
                          "series before refreshing" % record["upto"])
     if patch_hashes(series.patches) != record["patches"]:
         raise UsageError("patches/%s changed since the last apply: run "
                          "`python3 -m tools apply` first" % line.name)
-    # The copies of the added files as apply found them (at the workspace
-    # root in the old layout, under new-files/<line>/ now).
+    # The copies of the added files as apply found them.
     for path, digest in record.get("added", {}).items():
         local = ws.root / path
         if digest is None or not local.exists():
@@ -124,25 +120,6 @@ def run(ws, line, args):
                 patch.path.unlink()
                 changed.append("removed " + str(patch.path.relative_to(ws.root)))
         changed += newfiles.write_copies(ws, line, copies)
-        # The old layout kept the copies at the workspace root; this line's
-        # now live in new-files/<line>/, but those that another line's
-        # series file still names (it is not converted yet) stay.
-        elsewhere = set()
-        for other in LINES.values():
-            if other.name != line.name and \
-                    (ws.series_dir(other) / "series").exists():
-                elsewhere.update(Series.load(ws.series_dir(other),
-                                             legacy=True).legacy_files())
-        for path in old.legacy_files():
-            if path not in elsewhere and (ws.root / path).is_file():
-                (ws.root / path).unlink()
-                changed.append("removed %s (now %s)" % (
-                    path, (ws.new_files_dir(line) / path).relative_to(ws.root)))
-                # Emptied folders go too, below the workspace root only.
-                parent = (ws.root / path).parent
-                while parent != ws.root and not any(parent.iterdir()):
-                    parent.rmdir()
-                    parent = parent.parent
         new_series = Series(series_dir, new_patches)
         before = (series_dir / "series").read_text()
         new_series.write(line.name)
