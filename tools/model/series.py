@@ -109,14 +109,12 @@ class Series:
     def touched_files(self):
         """Every base file some patch modifies, in first-touched order (the
         files the series adds are not the base's)."""
-        seen = {}
+        seen = []
         added = set()
         for patch in self.patches:
             added.update(patch.adds())
-            for path in patch.touched_files():
-                if path not in added:
-                    seen.setdefault(path, None)
-        return list(seen)
+            seen += [p for p in patch.touched_files() if p not in added]
+        return list(dict.fromkeys(seen))
 
     def fingerprint(self):
         """Hash of everything apply reads: the patches, in order."""
