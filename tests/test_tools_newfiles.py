@@ -1,16 +1,12 @@
 """Self-contained patches: each carries the files it adds, new-files/<line>/
 keeps copies of them, and `git am` of the series gives the tree of apply."""
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, assert_clean_error, git, run_tools
-
-# The last commit whose tools keep the files a patch adds outside it.
-OLD_LAYOUT = "3d464d8"
+from conftest import assert_clean_error, git, run_tools
 
 
 def workspace(spec):
@@ -152,77 +148,6 @@ def test_the_old_layout_is_refused_with_the_way_out(applied):
     proc = run_tools("apply", workspace=applied["ws"], cache=applied["cache"])
     assert_clean_error(proc, 2, "is the old layout")
     assert "`python3 -m tools refresh`" in proc.stderr
-
-
-def old_layout_workspace(spec):
-    """SPEC's series rewritten to the old layout: the NEWS entry kept out
-    of its patch, at the workspace root, named on an indented line."""
-    from conftest import PICKLE_PY, format_patch
-    ws = spec["ws"]
-    series_dir = ws / "patches" / "3.7"
-    old_tree = spec["tmp"] / "old-cpython"
-    shutil.copytree(str(spec["tree"]), str(old_tree))
-    first = format_patch(old_tree, {"Lib/pickle.py": PICKLE_PY.replace(
-        "HIGHEST_PROTOCOL = 4", "HIGHEST_PROTOCOL = 5")},
-        "bpo-1: Raise the highest protocol", "Protocol 5 exists now.")
-    (series_dir / "0001-bpo-1-Raise-the-highest-protocol.patch").write_text(
-        first)
-    news = spec["news"]
-    (ws / news).parent.mkdir(parents=True)
-    shutil.move(str(ws / spec["news_copy"]), str(ws / news))
-    shutil.rmtree(str(ws / "new-files"))
-    (series_dir / "series").write_text(
-        "0001-bpo-1-Raise-the-highest-protocol.patch\n    %s\n"
-        "0002-bpo-2-Teach-the-accelerator-protocol-5.patch\n" % news)
-
-
-def test_conversion_old_apply_then_new_refresh(synthetic, tmp_path):
-    """The migration: the old tools apply the old layout, this refresh
-    writes the new one, and the new patches reproduce the same tree."""
-    if subprocess.run(["git", "-C", str(REPO), "cat-file", "-e",
-                       OLD_LAYOUT + "^{commit}"]).returncode != 0:
-        pytest.skip("commit %s (the old layout's tools) is not in this "
-                    "repository" % OLD_LAYOUT)
-    old_layout_workspace(synthetic)
-    ws, cache = synthetic["ws"], synthetic["cache"]
-    old_tools = tmp_path / "old-tools"
-    old_tools.mkdir()
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", OLD_LAYOUT,
-                              "tools"], stdout=subprocess.PIPE, check=True)
-    subprocess.run(["tar", "-x", "-C", str(old_tools)], input=archive.stdout,
-                   check=True)
-    import os
-    import sys
-    env = dict(os.environ, ZEROCOPY_PICKLE_CACHE=str(cache))
-    for args in (["base", "import", str(synthetic["tree"])], ["apply"]):
-        proc = subprocess.run([sys.executable, "-m", "tools"] + args +
-                              ["--workspace", str(ws)], cwd=str(old_tools),
-                              env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-        assert proc.returncode == 0, proc.stderr
-    src = ws / "build" / "3.7" / "src"
-    tree = git(src, "rev-parse", "HEAD^{tree}")
-    proc = run_tools("refresh", workspace=ws, cache=cache, check=0)
-    assert "removed %s (now %s)" % (synthetic["news"], synthetic["news_copy"]) \
-        in proc.stdout
-    series = (ws / "patches" / "3.7" / "series").read_text()
-    assert [l for l in series.splitlines() if not l.startswith("#")] == [
-        "0001-bpo-1-Raise-the-highest-protocol.patch",
-        "0002-bpo-2-Teach-the-accelerator-protocol-5.patch"]
-    first = (ws / "patches" / "3.7" /
-             "0001-bpo-1-Raise-the-highest-protocol.patch").read_text()
-    assert "create mode 100644 %s" % synthetic["news"] in first
-    assert not (ws / "Misc").exists()
-    assert (ws / synthetic["news_copy"]).read_text() == \
-        "Protocol 5 is the highest protocol.\n"
-    # The new tools apply the converted series to the same tree, and
-    # refreshing it again rewrites nothing.
-    converted = snapshot(ws / "patches")
-    run_tools("apply", "--force", workspace=ws, cache=cache, check=0)
-    assert git(src, "rev-parse", "HEAD^{tree}") == tree
-    proc = run_tools("refresh", workspace=ws, cache=cache, check=0)
-    assert "up to date" in proc.stdout
-    assert snapshot(ws / "patches") == converted
 
 
 @pytest.mark.parametrize("name", ["3.7", "3.13"])

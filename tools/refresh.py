@@ -2,21 +2,17 @@
 
 Every commit after the base becomes one `git format-patch` file, listed in
 order in the series file; the files a commit adds are also copied to
-new-files/<line>/.  Refreshing without edits rewrites nothing.  A work tree
-of the old layout (files kept outside their patches) refreshes into this
-one.
+new-files/<line>/.  Refreshing without edits rewrites nothing.
 """
 
-import shutil
 import tempfile
 from pathlib import Path
 
-from .model import basestore, newfiles
+from .model import newfiles
 from .model.errors import UsageError
 from .model.gitutil import git, git_bytes, git_out
 from .model.series import Patch, Series
 from .model.tree import patch_hashes, read_record, write_record
-from .model.workspace import LINES
 
 
 def add_arguments(parser):
@@ -25,22 +21,20 @@ def add_arguments(parser):
 
 def check_inputs_unchanged(ws, line, record):
     """Refuse to overwrite workspace files edited since the last apply."""
-    series = Series.load(ws.series_dir(line), legacy=True)
+    series = Series.load(ws.series_dir(line))
     if record.get("upto") is not None:
         raise UsageError("the last apply stopped at patch %d: apply the whole "
                          "series before refreshing" % record["upto"])
     if patch_hashes(series.patches) != record["patches"]:
         raise UsageError("patches/%s changed since the last apply: run "
                          "`python3 -m tools apply` first" % line.name)
-    # The copies of the added files as apply found them (at the workspace
-    # root in the old layout, under new-files/<line>/ now).
+    # A copy deleted since the apply is written again from the commits.
+    hashes = newfiles.copy_hashes(ws, line, series)
     for path, digest in record.get("added", {}).items():
-        local = ws.root / path
-        if digest is None or not local.exists():
-            continue        # written again from the commits below
-        if basestore.sha256_file(local) != digest:
-            raise UsageError("%s changed in the workspace since the last apply: "
-                             "run `python3 -m tools apply` first" % path)
+        if digest and hashes.get(path) not in (None, digest):
+            raise UsageError("%s changed in the workspace since the last "
+                             "apply: run `python3 -m tools apply` first"
+                             % path)
     # Copies edited or made by hand since would be overwritten or removed.
     newfiles.require_copies_agree(ws, line, series, allow=("missing",))
     return series
@@ -83,76 +77,50 @@ def run(ws, line, args):
         raise UsageError("HEAD of %s does not descend from the base commit"
                          % src)
     series_dir = ws.series_dir(line)
-    changed = []
-    new_patches = []
+    mails = {}
     copies = {}
-    staging = Path(tempfile.mkdtemp(prefix="zerocopy-refresh-"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="zerocopy-refresh-") as staging:
         for number, commit in enumerate(commits, 1):
             git(src, "format-patch", "--quiet", "-1", commit, "--zero-commit",
                 "--no-signature", "--start-number", str(number), "-o",
-                str(staging))
-            produced = sorted(staging.glob("%04d-*.patch" % number))
+                staging)
+            produced = sorted(Path(staging).glob("%04d-*.patch" % number))
             if not produced or "\ndiff --git " not in \
                     produced[0].read_text(encoding="utf-8"):
                 subject = git_out(src, "log", "-1", "--format=%s", commit)
                 raise UsageError("commit %s (%s) changes nothing: drop it or "
                                  "fold it into the patch it belongs to"
                                  % (commit[:12], subject))
-            new_patches.append(Patch(produced[0].name,
-                                     series_dir / produced[0].name))
-            added = git_out(src, "diff-tree", "--no-commit-id", "-r",
-                            "--diff-filter=A", commit).splitlines()
-            for entry in added:
+            mails[produced[0].name] = produced[0].read_bytes()
+            for entry in git_out(src, "diff-tree", "--no-commit-id", "-r",
+                                 "--diff-filter=A", commit).splitlines():
                 meta, path = entry.split("\t", 1)
-                mode = meta.split()[1]
-                content = git_bytes(src, "cat-file", "blob",
-                                    "%s:%s" % (commit, path))
                 if path in copies:
                     raise UsageError("commit %s adds %s again: a file is added "
                                      "once in a series" % (commit[:12], path))
-                copies[path] = (mode, content)
-        # Everything is prepared; now write.
-        for patch in new_patches:
-            content = (staging / patch.name).read_bytes()
-            if not patch.path.exists() or patch.path.read_bytes() != content:
-                patch.path.write_bytes(content)
-                changed.append(str(patch.path.relative_to(ws.root)))
-        keep = {p.name for p in new_patches}
-        for patch in old.patches:
-            if patch.name not in keep and patch.path.exists():
-                patch.path.unlink()
-                changed.append("removed " + str(patch.path.relative_to(ws.root)))
-        changed += newfiles.write_copies(ws, line, copies)
-        # The old layout kept the copies at the workspace root; this line's
-        # now live in new-files/<line>/, but those that another line's
-        # series file still names (it is not converted yet) stay.
-        elsewhere = set()
-        for other in LINES.values():
-            if other.name != line.name and \
-                    (ws.series_dir(other) / "series").exists():
-                elsewhere.update(Series.load(ws.series_dir(other),
-                                             legacy=True).legacy_files())
-        for path in old.legacy_files():
-            if path not in elsewhere and (ws.root / path).is_file():
-                (ws.root / path).unlink()
-                changed.append("removed %s (now %s)" % (
-                    path, (ws.new_files_dir(line) / path).relative_to(ws.root)))
-                # Emptied folders go too, below the workspace root only.
-                parent = (ws.root / path).parent
-                while parent != ws.root and not any(parent.iterdir()):
-                    parent.rmdir()
-                    parent = parent.parent
-        new_series = Series(series_dir, new_patches)
-        before = (series_dir / "series").read_text()
-        new_series.write(line.name)
-        if (series_dir / "series").read_text() != before:
-            changed.append(str((series_dir / "series").relative_to(ws.root)))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+                copies[path] = (meta.split()[1], git_bytes(
+                    src, "cat-file", "blob", "%s:%s" % (commit, path)))
+    # Everything is prepared; now write.
+    changed = []
+    new_series = Series(series_dir, [Patch(name, series_dir / name)
+                                     for name in mails])
+    for patch, mail in zip(new_series.patches, mails.values()):
+        if not patch.path.exists() or patch.path.read_bytes() != mail:
+            patch.path.write_bytes(mail)
+            changed.append(str(patch.path.relative_to(ws.root)))
+    for patch in old.patches:
+        if patch.name not in mails and patch.path.exists():
+            patch.path.unlink()
+            changed.append("removed %s" % patch.path.relative_to(ws.root))
+    changed += newfiles.write_copies(ws, line, copies)
+    series_file = series_dir / "series"
+    before = series_file.read_text()
+    new_series.write(line.name)
+    if series_file.read_text() != before:
+        changed.append(str(series_file.relative_to(ws.root)))
     # The workspace now matches the work tree: record it as applied.
     record["head"] = git_out(src, "rev-parse", "HEAD")
-    record["patches"] = patch_hashes(new_patches)
+    record["patches"] = patch_hashes(new_series.patches)
     record["added"] = newfiles.copy_hashes(ws, line, new_series)
     write_record(ws, line, record)
     for item in changed:

@@ -149,11 +149,8 @@ def write_copies(ws, line, files):
         if path not in files:
             (root / path).unlink()
             changed.append("removed " + str((root / path).relative_to(ws.root)))
-    if root.is_dir():
-        for directory in sorted((p for p in root.rglob("*") if p.is_dir()),
-                                reverse=True):
-            if not any(directory.iterdir()):
-                directory.rmdir()
-        if not any(root.iterdir()):
-            root.rmdir()
+    # Emptied folders go, ROOT last (deeper paths sort after their parents).
+    for directory in sorted(root.glob("**/"), reverse=True):
+        if not any(directory.iterdir()):
+            directory.rmdir()
     return changed

@@ -10,7 +10,7 @@ import email
 import email.policy
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -28,9 +28,6 @@ HEADER = """\
 class Patch:
     name: str
     path: Path
-    # Files named on indented lines below the patch in a series file of
-    # the old layout; only `tools refresh` reads such a file, to convert it.
-    legacy_adds: list = field(default_factory=list)
 
     def text(self):
         try:
@@ -79,9 +76,7 @@ class Series:
     patches: list
 
     @classmethod
-    def load(cls, directory, legacy=False):
-        """The series in DIRECTORY; LEGACY accepts the old layout's
-        indented lines (only `tools refresh` does, to convert it)."""
+    def load(cls, directory):
         directory = Path(directory)
         series_file = directory / "series"
         if not series_file.exists():
@@ -91,17 +86,14 @@ class Series:
             if not raw.strip() or raw.lstrip().startswith("#"):
                 continue
             if raw[0] in " \t":
-                if not legacy:
-                    raise UsageError(
-                        "%s:%d: an indented line (a file kept outside its "
-                        "patch) is the old layout: convert it: run the old "
-                        "tools' `python3 -m tools apply`, then this `python3 "
-                        "-m tools refresh`" % (series_file, number))
-                if not patches:
-                    raise UsageError("%s:%d: an added file must follow a patch"
-                                     % (series_file, number))
-                patches[-1].legacy_adds.append(raw.strip())
-                continue
+                raise UsageError(
+                    "%s:%d: an indented line (a file kept outside its patch) "
+                    "is the old layout: convert it by running `python3 -m "
+                    "tools apply` in a checkout of commit 3d464d8, then "
+                    "`python3 -m tools refresh` in one of 0c2a2ef (`git "
+                    "worktree add DIR COMMIT` makes each), both with "
+                    "--workspace naming this workspace and --base its line"
+                    % (series_file, number))
             name = raw.strip()
             if not re.match(r"^\d{4}-[\w.+-]+\.patch$", name):
                 raise UsageError("%s:%d: %r is not a patch file name like "
@@ -114,21 +106,15 @@ class Series:
         lines.extend(patch.name + "\n" for patch in self.patches)
         (self.directory / "series").write_text("".join(lines))
 
-    def legacy_files(self):
-        """Files an old-layout series file names on indented lines."""
-        return [path for patch in self.patches for path in patch.legacy_adds]
-
     def touched_files(self):
         """Every base file some patch modifies, in first-touched order (the
         files the series adds are not the base's)."""
-        seen = {}
+        seen = []
         added = set()
         for patch in self.patches:
             added.update(patch.adds())
-            for path in patch.touched_files():
-                if path not in added:
-                    seen.setdefault(path, None)
-        return list(seen)
+            seen += [p for p in patch.touched_files() if p not in added]
+        return list(dict.fromkeys(seen))
 
     def fingerprint(self):
         """Hash of everything apply reads: the patches, in order."""
