@@ -52,23 +52,23 @@ def touched_files(ws, line):
     return Series.load(series_dir).touched_files()
 
 
-def report_verification(ws, line, base, out=print):
+def report_verification(ws, line, base):
     known, problems = basestore.verify(ws, line, base, touched_files(ws, line))
     base.record["verified"] = {"known_version": known, "problems": problems}
     base.save()
     if problems:
-        out("verify: %d difference(s) from the manifest:" % len(problems))
+        print("verify: %d difference(s) from the manifest:" % len(problems))
         for problem in problems:
-            out("  " + problem)
+            print("  " + problem)
     elif known:
-        out("verify: the files the series touches match CPython %s"
-            % base.version)
+        print("verify: the files the series touches match CPython %s"
+              % base.version)
     else:
         known_versions = sorted(basestore.load_manifest(ws, line))
-        out("verify: no manifest for CPython %s (known: %s); the series was "
-            "written against %s and may not apply"
-            % (base.version, ", ".join(known_versions) or "none",
-               line.reference))
+        print("verify: no manifest for CPython %s (known: %s); the series "
+              "was written against %s and may not apply"
+              % (base.version, ", ".join(known_versions) or "none",
+                 line.reference))
     return problems
 
 
