@@ -145,11 +145,10 @@ def manifest(ws, line, args):
     base = basestore.select(ws, line, args.kind)
     if base is None:
         raise UsageError(no_base_message(line))
-    entries = {}
-    for path in basestore.relevant_paths(base, touched_files(ws, line)):
-        local = base.tree / path
-        if local.exists():
-            entries[path] = basestore.sha256_file(local)
+    touched = touched_files(ws, line)
+    entries = {path: basestore.sha256_file(base.tree / path)
+               for path in basestore.relevant_paths(base, touched)
+               if (base.tree / path).exists()}
     if args.write:
         data = basestore.load_manifest(ws, line)
         data[base.version] = entries

@@ -135,9 +135,7 @@ def build_source(ws, line, debug, stock, jobs, logs):
     log = logs / ("%s.log" % ("stock" if stock else obj.name))
     prefix = build / "prefix"
     src = applied["src"]
-    options = ["--prefix=%s" % prefix]
-    if debug:
-        options.append("--with-pydebug")
+    options = ["--prefix=%s" % prefix] + (["--with-pydebug"] if debug else [])
     configure_and_make(src, obj, options, applied["head"], jobs, log, print)
     warnings = count_warnings(log, applied_paths(src))
     if debug:
