@@ -157,8 +157,7 @@ def build_source(ws, line, debug, stock, jobs, logs):
 
 
 def ensure_applied_kind(ws, line, kind):
-    record = read_record(ws, line)
-    if record and record.get("base_kind") == kind:
+    if (read_record(ws, line) or {}).get("base_kind") == kind:
         return ensure_applied(ws, line)
     result = apply_series(ws, line, kind=kind)
     print_result(result)
