@@ -188,12 +188,15 @@ def export_pyenv(ws, line, directory, name=None, tarball=None, force=False):
     applied = apply_series(ws, line, kind="source",
                            src=ws.build_dir(line) / "export" / "src")
     print_result(applied)
-    with tempfile.TemporaryDirectory(prefix="zerocopy-export-") as staging:
+    # Not TemporaryDirectory: a failed cleanup must not fail an export
+    # whose patches are already in DIR.
+    staging = Path(tempfile.mkdtemp(prefix="zerocopy-export-"))
+    try:
         # One self-contained patch per commit after the base.
         git(applied["src"], "format-patch", "--quiet", "--zero-commit",
-            "--no-signature", "--no-renames", "-o", staging,
+            "--no-signature", "--no-renames", "-o", str(staging),
             "refs/zerocopy/base..HEAD")
-        patches = sorted(Path(staging).glob("[0-9][0-9][0-9][0-9]-*.patch"))
+        patches = sorted(staging.glob("[0-9][0-9][0-9][0-9]-*.patch"))
         if not patches:
             raise Failure("the series is empty: nothing to export")
         for patch in patches:
@@ -215,6 +218,8 @@ def export_pyenv(ws, line, directory, name=None, tarball=None, force=False):
                                       cache.samefile(tarball)):
             cache.parent.mkdir(exist_ok=True)
             shutil.copyfile(tarball, cache)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     names = [p.name for p in patches]
     definition.write_text(definition_text(ws, line, definition, package,
                                           source, names, applied))
