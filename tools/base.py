@@ -52,23 +52,23 @@ def touched_files(ws, line):
     return Series.load(series_dir).touched_files()
 
 
-def report_verification(ws, line, base, out=print):
+def report_verification(ws, line, base):
     known, problems = basestore.verify(ws, line, base, touched_files(ws, line))
     base.record["verified"] = {"known_version": known, "problems": problems}
     base.save()
     if problems:
-        out("verify: %d difference(s) from the manifest:" % len(problems))
+        print("verify: %d difference(s) from the manifest:" % len(problems))
         for problem in problems:
-            out("  " + problem)
+            print("  " + problem)
     elif known:
-        out("verify: the files the series touches match CPython %s"
-            % base.version)
+        print("verify: the files the series touches match CPython %s"
+              % base.version)
     else:
         known_versions = sorted(basestore.load_manifest(ws, line))
-        out("verify: no manifest for CPython %s (known: %s); the series was "
-            "written against %s and may not apply"
-            % (base.version, ", ".join(known_versions) or "none",
-               line.reference))
+        print("verify: no manifest for CPython %s (known: %s); the series "
+              "was written against %s and may not apply"
+              % (base.version, ", ".join(known_versions) or "none",
+                 line.reference))
     return problems
 
 
@@ -145,11 +145,10 @@ def manifest(ws, line, args):
     base = basestore.select(ws, line, args.kind)
     if base is None:
         raise UsageError(no_base_message(line))
-    entries = {}
-    for path in basestore.relevant_paths(base, touched_files(ws, line)):
-        local = base.tree / path
-        if local.exists():
-            entries[path] = basestore.sha256_file(local)
+    touched = touched_files(ws, line)
+    entries = {path: basestore.sha256_file(base.tree / path)
+               for path in basestore.relevant_paths(base, touched)
+               if (base.tree / path).exists()}
     if args.write:
         data = basestore.load_manifest(ws, line)
         data[base.version] = entries

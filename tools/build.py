@@ -27,6 +27,7 @@ from .model.make import (PIP_TARGET, applied_paths, configure_and_make,
                          count_warnings, install_paths, run_logged)
 from .model.tree import (apply_downstream, apply_series, ensure_applied,
                          print_result, read_record)
+from .model.gitutil import run as run_command
 from .model.workspace import base_option
 from .model.errors import Failure, UsageError
 
@@ -134,9 +135,7 @@ def build_source(ws, line, debug, stock, jobs, logs):
     log = logs / ("%s.log" % ("stock" if stock else obj.name))
     prefix = build / "prefix"
     src = applied["src"]
-    options = ["--prefix=%s" % prefix]
-    if debug:
-        options.append("--with-pydebug")
+    options = ["--prefix=%s" % prefix] + (["--with-pydebug"] if debug else [])
     configure_and_make(src, obj, options, applied["head"], jobs, log, print)
     warnings = count_warnings(log, applied_paths(src))
     if debug:
@@ -158,9 +157,7 @@ def build_source(ws, line, debug, stock, jobs, logs):
 
 
 def ensure_applied_kind(ws, line, kind):
-    """Apply the series to the base of KIND unless it already is."""
-    record = read_record(ws, line)
-    if record and record.get("base_kind") == kind:
+    if (read_record(ws, line) or {}).get("base_kind") == kind:
         return ensure_applied(ws, line)
     result = apply_series(ws, line, kind=kind)
     print_result(result)
@@ -168,10 +165,7 @@ def ensure_applied_kind(ws, line, kind):
 
 
 def check_interpreter(python):
-    proc = subprocess.run([str(python), "-c",
-                           "import pickle; print(pickle.HIGHEST_PROTOCOL)"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
+    proc = run_command([str(python), "-c", "import pickle"], check=False)
     if proc.returncode != 0:
         raise Failure("the built interpreter %s does not import pickle: %s"
                       % (python, (proc.stderr.strip().splitlines()
@@ -220,8 +214,8 @@ def build_overlay(ws, line, logs):
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src / rel, target)
         if target.suffix == ".py":
-            cache = target.parent / "__pycache__"
-            for stale in cache.glob(target.stem + ".*.pyc"):
+            for stale in target.parent.glob("__pycache__/%s.*.pyc"
+                                            % target.stem):
                 stale.unlink()
     overlay_dir = ws.overlay_dir(line)
     apply_downstream(ws, line, stdlib)
@@ -238,9 +232,6 @@ def build_overlay(ws, line, logs):
                             overlay_dir / "_picklebuffermodule.c"],
                       [added / "Include"], module, log)
     stock_pickle = dynload / ("_pickle" + cfg["EXT_SUFFIX"])
-    changed = targets + [module]
-    if with_c or stock_pickle.exists():
-        changed.append(stock_pickle)
     if with_c:
         compile_extension(cfg, [src / "Modules" / "_pickle.c"],
                           [added / "Include", src / "Modules"], stock_pickle,
@@ -256,8 +247,9 @@ def build_overlay(ws, line, logs):
     subprocess.run([str(python), "-m", "compileall", "-q"] +
                    [str(target) for target in targets],
                    stdout=subprocess.DEVNULL)
+    # Put back at the next build, or removed if the prefix has no such file.
     state["installed"] = sorted({str(p.relative_to(overlay))
-                                 for p in changed})
+                                 for p in targets + [module, stock_pickle]})
     state_path.write_text(json.dumps(state, indent=2) + "\n")
     check_interpreter(python)
     # The pickle modules come from the source base when there is one.
@@ -279,8 +271,7 @@ def compiler_config(python):
     script = ("import json, sysconfig; print(json.dumps({k: sysconfig."
               "get_config_var(k) or '' for k in ('CC', 'CFLAGS', 'CCSHARED', "
               "'LDSHARED', 'EXT_SUFFIX', 'INCLUDEPY')}))")
-    proc = subprocess.run([str(python), "-c", script], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+    proc = run_command([str(python), "-c", script], check=False)
     if proc.returncode != 0:
         raise Failure("cannot read the compiler settings of %s" % python)
     return json.loads(proc.stdout)
@@ -312,22 +303,17 @@ def install_extras(ws, line, info, logs, numpy=True):
     over it."""
     python = Path(info["python"])
     stdlib, target = install_paths(python)
-    shim = ws.stdlib_extras_dir(line)
-    if shim.is_dir():
-        for item in shim.iterdir():
-            # An earlier build put the alias into site-packages.
-            for dest in (target / item.name, stdlib / item.name):
-                if dest.exists():
-                    shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
-            copy = shutil.copytree if item.is_dir() else shutil.copy2
-            copy(item, stdlib / item.name)
+    for item in ws.stdlib_extras_dir(line).glob("*"):
+        # An earlier build put the alias into site-packages.
+        for dest in (target / item.name, stdlib / item.name):
+            if dest.exists():
+                shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+        copy = shutil.copytree if item.is_dir() else shutil.copy2
+        copy(item, stdlib / item.name)
     wanted = EXTRAS.get(line.name, []) if numpy else []
-    missing = []
-    for req in wanted:
-        if subprocess.run([str(python), "-c", "import " + req.split("==")[0]],
-                          stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL).returncode != 0:
-            missing.append(req)
+    missing = [req for req in wanted if run_command(
+        [str(python), "-c", "import " + req.split("==")[0]],
+        check=False).returncode != 0]
     if not missing:
         return []
     print("installing %s into the patched interpreter (from PyPI)"

@@ -62,11 +62,10 @@ def run(ws, line, args):
     print("wrote %s: %s with %d patch(es) in %s"
           % (result["definition"], result["package"], len(result["patches"]),
              result["patch_dir"]))
-    if source["cache"]:
-        print("  source: %s (sha256 %s), copied to %s"
-              % (source["origin"], source["sha256"], source["cache"]))
-    else:
-        print("  source: %s (sha256 %s)" % (source["url"], source["sha256"]))
+    # Without a cache, the origin is the URL the definition downloads.
+    print("  source: %s (sha256 %s)%s" % (
+        source["origin"], source["sha256"],
+        ", copied to %s" % source["cache"] if source["cache"] else ""))
     print("install %swith python-build (PREFIX: where to install):"
           % ("offline " if env else ""))
     print("  %s%s %s PREFIX" % (env, python_build_command(),
@@ -188,7 +187,9 @@ def export_pyenv(ws, line, directory, name=None, tarball=None, force=False):
 
     applied = apply_series(ws, line, kind="source",
                            src=ws.build_dir(line) / "export" / "src")
-    print_result(applied, print)
+    print_result(applied)
+    # Not TemporaryDirectory: a failed cleanup must not fail an export
+    # whose patches are already in DIR.
     staging = Path(tempfile.mkdtemp(prefix="zerocopy-export-"))
     try:
         # One self-contained patch per commit after the base.
