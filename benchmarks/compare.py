@@ -500,7 +500,6 @@ def compare_table(speed, columns):
     return proc.stdout.rstrip()
 
 
-
 def measure(ws, line, patched, directory, size, only, wall, quick, out):
     """The results document of a run (but its command, start and wall
     time), and pyperf's compare_to table of its wall clock section or

@@ -14,7 +14,6 @@ SHORT_TITLES = {name: title.replace(" to a file", " -> file")
                 for name, title, _ in scenarios.SCENARIOS}
 
 
-
 def failure_text(cell):
     if cell.get("status") == "n/a":
         return "n/a (%s)" % (cell.get("short") or "unsupported")
@@ -81,6 +80,14 @@ def all_rows(doc):
     """The memory scenarios and the small-object rows of a document."""
     return ((doc.get("memory") or {}).get("scenarios", []) +
             (doc.get("speed") or {}).get("rows", []))
+
+
+def failures(doc):
+    """Each failed measurement of a document: "ROW on COLUMN: reason"."""
+    return ["%s on %s: %s" % (row["name"], key, cell["reason"])
+            for row in all_rows(doc)
+            for key, cell in row["cells"].items()
+            if cell["status"] == "failed"]
 
 
 def format_table(doc):

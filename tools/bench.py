@@ -85,10 +85,7 @@ def run(ws, line, args):
     stamp = datetime.datetime.fromtimestamp(started)
     doc.update(command=command_line(line, args),
                started=stamp.isoformat(timespec="seconds"))
-    failures = ["%s on %s: %s" % (row["name"], key, cell["reason"])
-                for row in report.all_rows(doc)
-                for key, cell in row["cells"].items()
-                if cell["status"] == "failed"]
+    failures = report.failures(doc)
     problem = report.plot(doc, directory)
     doc["wall_seconds"] = round(time.time() - started, 1)
     table = report.format_table(doc)
