@@ -43,12 +43,7 @@ import traceback
 import types
 from time import perf_counter
 
-# Run by path, this file has benchmarks/ as sys.path[0]; `tools bench`
-# imports it as benchmarks.pickle_scenarios for the scenarios' names.
-if __package__:
-    from .workloads import OPERATIONS, WORKLOADS
-else:
-    from workloads import OPERATIONS, WORKLOADS
+from workloads import OPERATIONS, WORKLOADS
 
 # A non-ASCII text with characters outside Latin-1, so that the str is
 # stored with two bytes a character and its UTF-8 form is longer.
