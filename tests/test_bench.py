@@ -12,10 +12,11 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import REPO, assert_clean_error, run_tools
+from benchmarks import compare, report
 from tools import bench
 from tools.model.workspace import LINES, Workspace
 
-scenarios = bench.scenarios
+scenarios = compare.scenarios
 FIXTURES = REPO / "tests" / "fixtures"
 SMALL = 4 << 20
 # The payload of the memory-target test: large next to what the allocator
@@ -24,7 +25,8 @@ TARGET_SIZE = 256 << 20
 
 
 def runner(*args, python=sys.executable):
-    proc = subprocess.run([python, str(bench.RUNNER)] + [str(a) for a in args],
+    proc = subprocess.run([python, str(compare.RUNNER)] +
+                          [str(a) for a in args],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True)
     lines = proc.stdout.splitlines()
@@ -33,7 +35,7 @@ def runner(*args, python=sys.executable):
 
 
 def column(key, python=sys.executable, impl="c", role="patched", **kw):
-    return bench.Column(key, key, python, "pickle", impl, role, **kw)
+    return compare.Column(key, key, python, "pickle", impl, role, **kw)
 
 
 # -- the scenario program -----------------------------------------------------
@@ -82,14 +84,14 @@ def test_unusable_module_and_crashing_runner(tmp_path):
     assert proc.returncode == 0 and cell["status"] == "n/a"
     assert cell["short"] == "no no_such_pickle_module"
     log = tmp_path / "log"
-    cell = bench.run_runner(sys.executable, ["memory", "no-such-scenario"],
+    cell = compare.run_runner(sys.executable, ["memory", "no-such-scenario"],
                             log, timeout=60)
     assert cell["status"] == "failed" and cell["short"] == "exit 2"
     assert str(log) in cell["reason"] and "invalid choice" in log.read_text()
 
 
 def test_runner_runs_on_stock_37(tmp_path):
-    found = bench.providers.find_installed(LINES["3.7"])
+    found = compare.providers.find_installed(LINES["3.7"])
     if not found:
         pytest.skip("no installed CPython 3.7: `pyenv install 3.7.16` "
                     "enables this test")
@@ -133,7 +135,7 @@ def test_memory_targets_hold_patched_and_fail_stock(tmp_path, line):
     command = "python3 -m tools build%s" % (
         "" if line == "3.7" else " --base " + line)
     patched = ws.read_interpreter(LINES[line])
-    stock = bench.stock_build(ws, LINES[line])
+    stock = compare.stock_build(ws, LINES[line])
     if patched is None or stock is None:
         pytest.skip("no patched and same-build stock CPython %s: `%s` and "
                     "`%s --stock` enable this test" % (line, command, command))
@@ -155,15 +157,15 @@ def test_counts_are_exact_and_give_ratios(tmp_path):
     columns = [column("patched-c", baselines=("base-c",)),
                column("base-c", role="same-build")]
     calls = {"c": 2, "py": 1}
-    first = bench.count_cells(columns[0], "list", calls, tmp_path)
-    again = bench.count_cells(columns[0], "list", calls, tmp_path)
+    first = compare.count_cells(columns[0], "list", calls, tmp_path)
+    again = compare.count_cells(columns[0], "list", calls, tmp_path)
     assert first == again
     for op in scenarios.OPERATIONS:
         assert first[op]["status"] == "ok" and first[op]["calls"] == 2
         assert 1e3 < first[op]["per_call"] < 1e6
     rows = [{"name": "loads list", "cells": {
         "patched-c": dict(first["loads"]), "base-c": dict(first["dumps"])}}]
-    bench.add_ratios(rows, columns, "per_call")
+    compare.add_ratios(rows, columns, "per_call")
     cell = rows[0]["cells"]["patched-c"]
     assert cell["ratio"] == first["loads"]["per_call"] / \
         first["dumps"]["per_call"]
@@ -186,8 +188,8 @@ def wall_doc():
     files = {"patched-py": FIXTURES / "pyperf-py.json",
              "build-c": FIXTURES / "pyperf-c.json"}
     suites = {k: pyperf.BenchmarkSuite.load(str(p)) for k, p in files.items()}
-    speed = bench.wall_section(columns, suites,
-                               {"stock-c": bench.column_na(columns[2])}, files)
+    speed = compare.wall_section(
+        columns, suites, {"stock-c": compare.column_na(columns[2])}, files)
     return columns, suites, {"columns": [vars(c) for c in columns],
                              "memory": None, "speed": speed}
 
@@ -205,13 +207,13 @@ def test_wall_clock_section_uses_pyperf_statistics():
         assert cell["stdev"] == bench_py.stdev()
         assert cell["ratio"] == cell["median"] / \
             row["cells"]["build-c"]["median"] > 2
-    table = bench.format_table(doc)
+    table = report.format_table(doc)
     assert "pyperf wall clock" in table and "instructions" not in table
     first = [t for t in table.splitlines() if t.startswith("dumps records")]
     assert first[0].count(" !") == 1                     # Py > 1.02x of C
     assert "n/a (not installed) in stock-c: no stock interpreter" in table
     assert "patched-py: ratio to build-c" in table
-    compared = bench.compare_table(doc["speed"], columns)
+    compared = compare.compare_table(doc["speed"], columns)
     assert "pyperf-c" in compared and "slower" in compared
 
 
@@ -227,14 +229,14 @@ def test_table_marks_memory_and_instruction_misses():
         "build-c": {"status": "ok", "per_call": 100e3}}}
     columns = [column("patched-c", baselines=("build-c",)),
                column("build-c", role="same-build", protocol=4)]
-    bench.add_ratios([count_row], columns, "per_call")
+    compare.add_ratios([count_row], columns, "per_call")
     doc = {"columns": [vars(c) for c in columns],
            "memory": {"size": 512 << 20, "repeats": 3,
                       "scenarios": [memory_row]},
            "speed": {"method": "instructions",
                      "calls": {"c": 200, "py": 20},
                      "rows": [count_row]}}
-    lines = bench.format_table(doc).splitlines()
+    lines = report.format_table(doc).splitlines()
     rows = [t for t in lines if t.startswith("dump bytearray -> file")]
     assert rows[0].split()[4:7] == ["+0.06x", "!", "+1.00x"]  # miss marked
     assert rows[1].split()[4:6] == ["2000", "1000"]
@@ -274,10 +276,10 @@ def test_command_line_errors(tmp_path):
 
 def test_heavy_runs_take_the_lock(tmp_path, monkeypatch):
     lock = tmp_path / "bigmem.lock"
-    monkeypatch.setattr(bench, "BIGMEM_LOCK", str(lock))
-    with bench.heavy_lock(bench.HEAVY_SIZE, print):
+    monkeypatch.setattr(compare, "BIGMEM_LOCK", str(lock))
+    with compare.heavy_lock(compare.HEAVY_SIZE, print):
         assert not lock.exists()
-    with bench.heavy_lock(bench.HEAVY_SIZE + 1, print):
+    with compare.heavy_lock(compare.HEAVY_SIZE + 1, print):
         with open(lock) as other:
             with pytest.raises(BlockingIOError):
                 fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -285,7 +287,7 @@ def test_heavy_runs_take_the_lock(tmp_path, monkeypatch):
         # Under `flock FILE python3 -m tools bench` the lock is held
         # through a descriptor of this process: no waiting for itself.
         fcntl.flock(held, fcntl.LOCK_EX)
-        with bench.heavy_lock(4 << 30, print):
+        with compare.heavy_lock(4 << 30, print):
             pass
 
 
