@@ -5,6 +5,7 @@ order in the series file; the files a commit adds are also copied to
 new-files/<line>/.  Refreshing without edits rewrites nothing.
 """
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -79,12 +80,15 @@ def run(ws, line, args):
     series_dir = ws.series_dir(line)
     mails = {}
     copies = {}
-    with tempfile.TemporaryDirectory(prefix="zerocopy-refresh-") as staging:
+    # Not TemporaryDirectory: its cleanup could fail the refresh with a
+    # traceback, or hide the UsageError that stopped it.
+    staging = Path(tempfile.mkdtemp(prefix="zerocopy-refresh-"))
+    try:
         for number, commit in enumerate(commits, 1):
             git(src, "format-patch", "--quiet", "-1", commit, "--zero-commit",
                 "--no-signature", "--start-number", str(number), "-o",
-                staging)
-            produced = sorted(Path(staging).glob("%04d-*.patch" % number))
+                str(staging))
+            produced = sorted(staging.glob("%04d-*.patch" % number))
             if not produced or "\ndiff --git " not in \
                     produced[0].read_text(encoding="utf-8"):
                 subject = git_out(src, "log", "-1", "--format=%s", commit)
@@ -96,10 +100,13 @@ def run(ws, line, args):
                                  "--diff-filter=A", commit).splitlines():
                 meta, path = entry.split("\t", 1)
                 if path in copies:
-                    raise UsageError("commit %s adds %s again: a file is added "
-                                     "once in a series" % (commit[:12], path))
+                    raise UsageError("commit %s adds %s again: a file is "
+                                     "added once in a series"
+                                     % (commit[:12], path))
                 copies[path] = (meta.split()[1], git_bytes(
                     src, "cat-file", "blob", "%s:%s" % (commit, path)))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     # Everything is prepared; now write.
     changed = []
     new_series = Series(series_dir, [Patch(name, series_dir / name)
