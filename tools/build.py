@@ -135,7 +135,9 @@ def build_source(ws, line, debug, stock, jobs, logs):
     log = logs / ("%s.log" % ("stock" if stock else obj.name))
     prefix = build / "prefix"
     src = applied["src"]
-    options = ["--prefix=%s" % prefix] + (["--with-pydebug"] if debug else [])
+    options = ["--prefix=%s" % prefix]
+    if debug:
+        options.append("--with-pydebug")
     configure_and_make(src, obj, options, applied["head"], jobs, log, print)
     warnings = count_warnings(log, applied_paths(src))
     if debug:
@@ -157,7 +159,9 @@ def build_source(ws, line, debug, stock, jobs, logs):
 
 
 def ensure_applied_kind(ws, line, kind):
-    if (read_record(ws, line) or {}).get("base_kind") == kind:
+    """Apply the series to the base of KIND unless it already is."""
+    record = read_record(ws, line)
+    if record and record.get("base_kind") == kind:
         return ensure_applied(ws, line)
     result = apply_series(ws, line, kind=kind)
     print_result(result)
@@ -311,9 +315,11 @@ def install_extras(ws, line, info, logs, numpy=True):
         copy = shutil.copytree if item.is_dir() else shutil.copy2
         copy(item, stdlib / item.name)
     wanted = EXTRAS.get(line.name, []) if numpy else []
-    missing = [req for req in wanted if run_command(
-        [str(python), "-c", "import " + req.split("==")[0]],
-        check=False).returncode != 0]
+    missing = []
+    for req in wanted:
+        probe = [str(python), "-c", "import " + req.split("==")[0]]
+        if run_command(probe, check=False).returncode != 0:
+            missing.append(req)
     if not missing:
         return []
     print("installing %s into the patched interpreter (from PyPI)"

@@ -91,13 +91,16 @@ def definition_header(lines, brace_index):
 
 
 def main(argv=None):
+    paths = sys.argv[1:] if argv is None else argv
     problems = []
-    for path in sys.argv[1:] if argv is None else argv:
+    for path in paths:
         try:
             with open(path, encoding="utf-8") as f:
-                problems.extend(check_text(path, f.read()))
+                text = f.read()
         except (OSError, UnicodeDecodeError) as exc:
             problems.append("%s: cannot read: %s" % (path, exc))
+            continue
+        problems.extend(check_text(path, text))
     for line in problems:
         print(line)
     return 1 if problems else 0

@@ -63,9 +63,9 @@ def run(ws, line, args):
           % (result["definition"], result["package"], len(result["patches"]),
              result["patch_dir"]))
     # Without a cache, the origin is the URL the definition downloads.
-    print("  source: %s (sha256 %s)%s" % (
-        source["origin"], source["sha256"],
-        ", copied to %s" % source["cache"] if source["cache"] else ""))
+    copied = ", copied to %s" % source["cache"] if source["cache"] else ""
+    print("  source: %s (sha256 %s)%s" % (source["origin"], source["sha256"],
+                                          copied))
     print("install %swith python-build (PREFIX: where to install):"
           % ("offline " if env else ""))
     print("  %s%s %s PREFIX" % (env, python_build_command(),

@@ -355,8 +355,9 @@ def run(ws, line, args):
         print(patch.name)
         for status, check, text in items:
             # --waive's NNNN (or a full name) names the patch.
-            keys = [key for key, checks in waivers.items() if check in checks
-                    and (patch.name + "-").startswith(key + "-")]
+            keys = [key for key, checks in waivers.items()
+                    if check in checks and (patch.name == key or
+                                            patch.name.startswith(key + "-"))]
             if status == "FAIL" and keys:
                 status = "waived"
                 used.update((key, check) for key in keys)
@@ -382,7 +383,8 @@ def run(ws, line, args):
         print("ok     copies     new-files/%s holds exactly the %d file(s) "
               "the patches add" % (line.name,
                                    len(newfiles.copy_files(ws, line))))
-    count += len(copies)
+    else:
+        count += 1
     warnings, where = recorded_warnings(ws, line, series)
     if warnings is None:
         print("SKIPPED compiler warnings: %s; run `python3 -m tools check%s` "

@@ -4,7 +4,10 @@ name the next command to type; the CLI maps them to exit codes."""
 
 class ToolError(Exception):
     exit_code = 1
-    message = property(lambda self: self.args[0])
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
 
 
 class UsageError(ToolError):

@@ -24,8 +24,9 @@ def require_program(name, why):
 def run(args, cwd=None, env=None, check=True, input=None):
     """Run a command; on failure raise Failure with its stderr tail."""
     try:
-        proc = subprocess.run(args, cwd=cwd, input=input, capture_output=True,
-                              text=True, env=dict(os.environ, **(env or {})))
+        proc = subprocess.run(args, cwd=cwd, input=input, text=True,
+                              env=dict(os.environ, **(env or {})),
+                              capture_output=True)
     except FileNotFoundError:
         raise UsageError("%s is not installed" % args[0]) from None
     if check and proc.returncode != 0:

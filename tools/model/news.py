@@ -93,7 +93,8 @@ def validate(parser, path):
         return None, "the file does not exist"
     with tempfile.TemporaryDirectory(prefix="zerocopy-blurb-") as root:
         entry = "Misc/NEWS.d/next/%s/%s" % (path.parent.name, path.name)
-        for name, data in {**STAND_IN_ROOT, entry: path.read_bytes()}.items():
+        files = dict(STAND_IN_ROOT, **{entry: path.read_bytes()})
+        for name, data in files.items():
             Path(root, name).parent.mkdir(parents=True, exist_ok=True)
             Path(root, name).write_bytes(data)
         proc = subprocess.run(command + ["merge", "-f", "NEWS"], cwd=root,

@@ -203,6 +203,7 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
             "base_version": base.version, "head": parent, "upto": upto,
             "reference": line.reference, "skipped": skipped,
             "fuzzed": fuzzed, "patches": patch_hashes(patches),
+            # The copies of the added files, as they were when applied.
             "added": newfiles.copy_hashes(ws, line, series)})
     return {"patches": [p.name for p in patches], "skipped": skipped,
             "fuzzed": fuzzed, "src": src, "head": parent, "base": base,
