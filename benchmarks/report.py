@@ -1,8 +1,8 @@
 """The table and the plots of a results document of compare.py.
 
 format_table gives table.txt (and, with --publish, README.md's table)
-from results.json alone, so that an older run's document prints again;
-plot() draws memory.png and speed.png with matplotlib.
+from the document alone (what results.json holds); plot() draws
+memory.png and speed.png with matplotlib.
 """
 
 import sys
