@@ -85,7 +85,7 @@ def test_unusable_module_and_crashing_runner(tmp_path):
     assert cell["short"] == "no no_such_pickle_module"
     log = tmp_path / "log"
     cell = compare.run_runner(sys.executable, ["memory", "no-such-scenario"],
-                            log, timeout=60)
+                              log, timeout=60)
     assert cell["status"] == "failed" and cell["short"] == "exit 2"
     assert str(log) in cell["reason"] and "invalid choice" in log.read_text()
 

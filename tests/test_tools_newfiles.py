@@ -1,12 +1,16 @@
 """Self-contained patches: each carries the files it adds, new-files/<line>/
 keeps copies of them, and `git am` of the series gives the tree of apply."""
 
+import os
+import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import assert_clean_error, git, run_tools
+from conftest import REPO, assert_clean_error, git, run_tools
 
 
 def workspace(spec):
@@ -141,13 +145,107 @@ def test_check_runs_the_git_am_check(tmp_path):
     assert "new-files/3.7 disagrees with the patches" in proc.stderr
 
 
+def the_way_out(stderr):
+    """The commits the old layout's refusal names: (apply's, refresh's)."""
+    found = re.search(r"apply` in a checkout of commit (\w+), then "
+                      r"`python3 -m tools refresh` in one of (\w+) ", stderr)
+    assert found, stderr
+    return found.groups()
+
+
 def test_the_old_layout_is_refused_with_the_way_out(applied):
     series = applied["ws"] / "patches" / "3.7" / "series"
     series.write_text(series.read_text().replace(
         "protocol.patch\n", "protocol.patch\n    Lib/test/test_x.py\n", 1))
     proc = run_tools("apply", workspace=applied["ws"], cache=applied["cache"])
     assert_clean_error(proc, 2, "is the old layout")
-    assert "`python3 -m tools refresh`" in proc.stderr
+    assert the_way_out(proc.stderr) == ("3d464d8", "0c2a2ef")
+
+
+def old_layout_workspace(spec):
+    """SPEC's series rewritten to the old layout: the NEWS entry kept out
+    of its patch, at the workspace root, named on an indented line."""
+    from conftest import PICKLE_PY, format_patch
+    ws = spec["ws"]
+    series_dir = ws / "patches" / "3.7"
+    old_tree = spec["tmp"] / "old-cpython"
+    shutil.copytree(str(spec["tree"]), str(old_tree))
+    first = format_patch(old_tree, {"Lib/pickle.py": PICKLE_PY.replace(
+        "HIGHEST_PROTOCOL = 4", "HIGHEST_PROTOCOL = 5")},
+        "bpo-1: Raise the highest protocol", "Protocol 5 exists now.")
+    (series_dir / "0001-bpo-1-Raise-the-highest-protocol.patch").write_text(
+        first)
+    news = spec["news"]
+    (ws / news).parent.mkdir(parents=True)
+    shutil.move(str(ws / spec["news_copy"]), str(ws / news))
+    shutil.rmtree(str(ws / "new-files"))
+    (series_dir / "series").write_text(
+        "0001-bpo-1-Raise-the-highest-protocol.patch\n    %s\n"
+        "0002-bpo-2-Teach-the-accelerator-protocol-5.patch\n" % news)
+
+
+def tools_of(commit, directory):
+    """The tools/ (and the benchmarks/ some import) of COMMIT of this
+    repository, unpacked in DIRECTORY, as `git worktree add` has them."""
+    directory.mkdir()
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-tree", "--name-only",
+                             commit, "tools", "benchmarks"],
+                            stdout=subprocess.PIPE, text=True, check=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit] +
+                             listed.stdout.split(), stdout=subprocess.PIPE,
+                             check=True)
+    subprocess.run(["tar", "-x", "-C", str(directory)], input=archive.stdout,
+                   check=True)
+    return directory
+
+
+def test_the_way_out_converts_the_old_layout(synthetic, tmp_path):
+    """The refusal's recipe works: the tools of the first commit it names
+    apply the old layout, the refresh of the second writes the new one,
+    and today's tools apply that to the same tree."""
+    old_layout_workspace(synthetic)
+    ws, cache = synthetic["ws"], synthetic["cache"]
+    # patchcheck reads the series before it needs a base.
+    refused = run_tools("patchcheck", workspace=ws, cache=cache)
+    assert_clean_error(refused, 2, "is the old layout")
+    commits = the_way_out(refused.stderr)
+    for commit in commits:
+        if subprocess.run(["git", "-C", str(REPO), "cat-file", "-e",
+                           commit + "^{commit}"]).returncode != 0:
+            pytest.skip("commit %s, which the recipe names, is not in this "
+                        "repository" % commit)
+    env = dict(os.environ, ZEROCOPY_PICKLE_CACHE=str(cache))
+    steps = [(commits[0], ["base", "import", str(synthetic["tree"])]),
+             (commits[0], ["apply"]), (commits[1], ["refresh"])]
+    for commit, args in steps:
+        code = tools_of(commit, tmp_path / ("%s-%s" % (commit, args[0])))
+        proc = subprocess.run([sys.executable, "-m", "tools"] + args +
+                              ["--workspace", str(ws)], cwd=str(code),
+                              env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+        assert proc.returncode == 0, (commit, args, proc.stderr)
+    assert "removed %s (now %s)" % (synthetic["news"], synthetic["news_copy"]) \
+        in proc.stdout
+    src = ws / "build" / "3.7" / "src"
+    tree = git(src, "rev-parse", "HEAD^{tree}")
+    series = (ws / "patches" / "3.7" / "series").read_text()
+    assert [l for l in series.splitlines() if not l.startswith("#")] == [
+        "0001-bpo-1-Raise-the-highest-protocol.patch",
+        "0002-bpo-2-Teach-the-accelerator-protocol-5.patch"]
+    first = (ws / "patches" / "3.7" /
+             "0001-bpo-1-Raise-the-highest-protocol.patch").read_text()
+    assert "create mode 100644 %s" % synthetic["news"] in first
+    assert not (ws / "Misc").exists()
+    assert (ws / synthetic["news_copy"]).read_text() == \
+        "Protocol 5 is the highest protocol.\n"
+    # Today's tools apply the converted series to the same tree, and
+    # refreshing it again rewrites nothing.
+    converted = snapshot(ws / "patches")
+    run_tools("apply", "--force", workspace=ws, cache=cache, check=0)
+    assert git(src, "rev-parse", "HEAD^{tree}") == tree
+    proc = run_tools("refresh", workspace=ws, cache=cache, check=0)
+    assert "up to date" in proc.stdout
+    assert snapshot(ws / "patches") == converted
 
 
 @pytest.mark.parametrize("name", ["3.7", "3.13"])
