@@ -534,5 +534,6 @@ def measure(ws, line, patched, directory, size, only, wall, quick, out):
     doc = {"line": line.name, "cpus": os.cpu_count(),
            "columns": [asdict(c) for c in columns],
            "memory": memory, "speed": speed, "notes": notes}
-    wall = speed is not None and speed["method"] == "wall"
-    return doc, compare_table(speed, columns) if wall else None
+    if speed is not None and speed["method"] == "wall":
+        return doc, compare_table(speed, columns)
+    return doc, None
