@@ -26,7 +26,7 @@ test: build $(VENV)/installed
 bench: build $(VENV)/installed
 	for base in $(BASES); do $(VENV)/bin/python -m tools bench --base $$base --quick || exit 1; done
 
-# The pre-commit hooks (whitespace, ruff, PEP 7 basics of our C files,
+# The pre-commit hooks (whitespace, ruff, PEP 7 rules for our C files,
 # patchcheck of each series) on every file of the repository.
 lint: $(VENV)/installed
 	$(VENV)/bin/pre-commit run --all-files

@@ -1,4 +1,4 @@
-"""`tools patchcheck` and the C style hook on synthetic series."""
+"""`tools patchcheck` on synthetic series."""
 
 import json
 import re
@@ -308,60 +308,6 @@ def test_compiler_warnings_of_the_check_build(tmp_path, tree, blurb_installed):
                                                "pickle must offer it now."))
     proc = patchcheck(spec)
     assert "SKIPPED compiler warnings" in proc.stdout
-
-
-def test_c_style_hook(tmp_path):
-    from tools.cstyle import check_text
-    bad = textwrap.dedent("""\
-        static int f(int x) {
-        \treturn x;
-        }
-
-        static int
-        g(int x)
-        {
-            if(x) {
-                return 1;
-            } else {
-                return 2;  // why
-            }
-        }
-        """) + "/* " + "x" * 80 + " */\n" + "int y; \n\n"
-    problems = check_text("bad.c", bad)
-    text = "\n".join(problems)
-    assert "bad.c:1: the opening brace of a function goes in column 1" in text
-    assert "bad.c:2: tab character" in text
-    assert "bad.c:8: no space between 'if' and '('" in text
-    assert "bad.c:10: 'else' belongs on the line after '}'" in text
-    assert "bad.c:11: C++ comment" in text
-    assert "bad.c:14: line of 86 characters" in text
-    assert "bad.c:15: trailing whitespace" in text
-    assert "blank line(s) at the end of the file" in text
-    good = textwrap.dedent("""\
-        /* A URL in a comment is no C++ comment: http://example.invalid */
-        static int
-        g(int x)
-        {
-            const char *s = "a // b";
-            if (x) {
-                return 1;
-            }
-            else {
-                return s[0];
-            }
-        }
-        """)
-    assert check_text("good.c", good) == []
-
-
-def test_c_style_of_the_workspace_files():
-    from conftest import REPO
-    from tools.cstyle import main
-    files = [REPO / "new-files" / "3.7" / "Objects" / "picklebufobject.c",
-             REPO / "new-files" / "3.7" / "Include" / "picklebufobject.h"]
-    assert all(p.exists() for p in files)
-    files += sorted((REPO / "interpreter" / "3.7" / "overlay").glob("*.[ch]"))
-    assert main([str(p) for p in files if p.exists()]) == 0
 
 
 def test_placeholder_subject_and_entry_pass_blurb(tmp_path, tree,
