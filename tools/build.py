@@ -26,7 +26,7 @@ from .model import basestore, debian, providers
 from .model.make import (PIP_TARGET, applied_paths, configure_and_make,
                          count_warnings, install_paths, run_logged)
 from .model.tree import (apply_downstream, apply_series, ensure_applied,
-                         print_result, read_record)
+                         print_result)
 from .model.gitutil import run as run_command
 from .model.workspace import base_option
 from .model.errors import Failure, UsageError
@@ -130,7 +130,7 @@ def build_source(ws, line, debug, stock, jobs, logs):
                                upto=line.toolchain_fixes, src=build / "src")
         print_result(applied)
     else:
-        applied = ensure_applied_kind(ws, line, "source")
+        applied = ensure_applied(ws, line)
     obj = build / ("debug" if debug else "obj")
     log = logs / ("%s.log" % ("stock" if stock else obj.name))
     prefix = build / "prefix"
@@ -158,16 +158,6 @@ def build_source(ws, line, debug, stock, jobs, logs):
     return info
 
 
-def ensure_applied_kind(ws, line, kind):
-    """Apply the series to the base of KIND unless it already is."""
-    record = read_record(ws, line)
-    if record and record.get("base_kind") == kind:
-        return ensure_applied(ws, line)
-    result = apply_series(ws, line, kind=kind)
-    print_result(result)
-    return result
-
-
 def check_interpreter(python):
     proc = run_command([str(python), "-c", "import pickle"], check=False)
     if proc.returncode != 0:
@@ -190,8 +180,8 @@ def build_overlay(ws, line, logs):
                          "`python3 -m tools base installed`" % prefix_src)
     source = basestore.load(ws, line, "source")
     with_c = source is not None
-    applied = ensure_applied_kind(ws, line,
-                                  "source" if with_c else "installed")
+    # The source base when there is one, else the installed one.
+    applied = ensure_applied(ws, line)
     src = applied["src"]
     overlay = ws.build_dir(line) / "overlay"
     state_path = ws.build_dir(line) / "overlay.json"

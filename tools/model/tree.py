@@ -27,7 +27,7 @@ EXCLUDES = "__pycache__/\n*.pyc\n"
 
 def print_result(result, out=print):
     out("applied %d patch(es) to %s in %s"
-        % (len(result["patches"]), result["base_description"], result["src"]))
+        % (len(result["patches"]), result["base"].label(), result["src"]))
     for name, skipped in result["skipped"].items():
         out("  %s: skipped %s (not part of this base)" % (name, ", ".join(skipped)))
     for name, context in result.get("fuzzed", {}).items():
@@ -207,7 +207,6 @@ def apply_series(ws, line, kind=None, upto=None, force=False, src=None):
             "added": newfiles.copy_hashes(ws, line, series)})
     return {"patches": [p.name for p in patches], "skipped": skipped,
             "fuzzed": fuzzed, "src": src, "head": parent, "base": base,
-            "base_description": base.label(),
             "reference": "CPython " + line.reference}
 
 
@@ -249,8 +248,9 @@ def is_current(ws, line, series, record):
             and record.get("added") == newfiles.copy_hashes(ws, line, series))
 
 
-def ensure_applied(ws, line, out=print):
-    """Apply the series unless build/<line>/src already has exactly it."""
+def ensure_applied(ws, line):
+    """Apply the series unless build/<line>/src already has exactly it,
+    on the base apply_series would pick."""
     series = Series.load(ws.series_dir(line))
     record = read_record(ws, line)
     base = basestore.select(ws, line)
@@ -258,14 +258,14 @@ def ensure_applied(ws, line, out=print):
         raise UsageError(basestore.no_base_message(line))
     src = ws.src_dir(line)
     if is_current(ws, line, series, record) and \
+            record.get("base_kind") == base.kind and \
             record.get("base") == base.record.get("imported") and \
             (src / ".git").exists() and \
             git_out(src, "rev-parse", "HEAD") == record["head"]:
         return {"src": src, "base": base, "head": record["head"],
-                "skipped": {}, "patches": list(record["patches"]),
-                "base_description": base.label()}
+                "skipped": {}, "patches": list(record["patches"])}
     result = apply_series(ws, line)
-    print_result(result, out)
+    print_result(result)
     return result
 
 
