@@ -373,9 +373,7 @@ def build_docs(ws, line, src, jobs, python, out):
 # -- the verb -----------------------------------------------------------------
 
 def run(ws, line, args):
-    series = Series.load(ws.series_dir(line))
-    if not series.patches:
-        raise UsageError("patches/%s/series lists no patch" % line.name)
+    series = Series.load(ws.series_dir(line), nonempty=True)
     check_dir = ws.build_dir(line) / "check"
     check_dir.mkdir(parents=True, exist_ok=True)
     with open(check_dir / "lock", "w") as lock:

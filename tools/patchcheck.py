@@ -326,9 +326,7 @@ def recorded_warnings(ws, line, series):
 # -- the verb -----------------------------------------------------------------
 
 def run(ws, line, args):
-    series = Series.load(ws.series_dir(line))
-    if not series.patches:
-        raise UsageError("patches/%s/series lists no patch" % line.name)
+    series = Series.load(ws.series_dir(line), nonempty=True)
     waivers = {}
     for value in args.waive:
         number, _, check = value.partition(":")

@@ -222,9 +222,7 @@ def run(ws, line, args):
     clone = check_clone(args.clone)
     onto, single, gh_issue = args.onto, args.single_branch, args.gh_issue
     base = resolve(clone, onto)
-    series = Series.load(ws.series_dir(line))
-    if not series.patches:
-        raise UsageError("patches/%s/series lists no patch" % line.name)
+    series = Series.load(ws.series_dir(line), nonempty=True)
     # A UsageError names a patch that is no mail.
     subjects = [patch.header()["subject"] for patch in series.patches]
     if single:

@@ -76,7 +76,9 @@ class Series:
     patches: list
 
     @classmethod
-    def load(cls, directory):
+    def load(cls, directory, nonempty=False):
+        """The series of DIRECTORY; with NONEMPTY, UsageError when it lists
+        no patch (the verbs that work on patches)."""
         directory = Path(directory)
         series_file = directory / "series"
         if not series_file.exists():
@@ -99,6 +101,9 @@ class Series:
                 raise UsageError("%s:%d: %r is not a patch file name like "
                                  "0001-subject.patch" % (series_file, number, name))
             patches.append(Patch(name, directory / name))
+        if nonempty and not patches:
+            raise UsageError("patches/%s/series lists no patch"
+                             % directory.name)
         return cls(directory, patches)
 
     def write(self, line_name):
